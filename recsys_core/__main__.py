@@ -1,0 +1,146 @@
+"""Command line: ``python -m recsys_core train|evaluate|recommend``.
+
+    python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
+    python -m recsys_core evaluate --dataset ml-100k --json
+    python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tqdm import tqdm
+
+from recsys_core.artifacts import ArtifactError, TrainingLocked, load_artifact
+from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load_dataset, temporal_leave_last_out
+from recsys_core.data.movielens import ChecksumMismatch
+from recsys_core.data.split import PROTOCOL
+from recsys_core.evaluate import ACCURACY_METRICS, evaluate_models
+from recsys_core.models import DEFAULT_ZOO, REGISTRY
+from recsys_core.serving import RequestError, parse_request, recommend
+from recsys_core.train import Progress, train_models
+
+EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_FAILED = 2, 3, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recsys_core", description="DeepRec Lab command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train models and store them in artifacts/")
+    train.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
+    train.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--quick", action="store_true", help=f"cap training epochs (demo profile)")
+    train.add_argument("--seed", type=int, default=0)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate trained models on the test split")
+    evaluate.add_argument("--dataset", default=DEFAULT_DATASET)
+    evaluate.add_argument("--models", default=None, help="comma-separated; default: every trained model")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rec = commands.add_parser("recommend", help="answer JSON-lines requests from stdin")
+    rec.add_argument("--dataset", default=DEFAULT_DATASET)
+    rec.add_argument("--model", required=True)
+    rec.add_argument("--k", type=int, default=10)
+
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _train, "evaluate": _evaluate, "recommend": _recommend}[args.command](args)
+    except (DatasetUnavailable, CsvError, ChecksumMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrainingLocked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _model_list(text: str | None) -> list[str]:
+    if text in (None, "", "all"):
+        return list(DEFAULT_ZOO)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise DatasetUnavailable(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(REGISTRY)}")
+    return names
+
+
+def _train(args: argparse.Namespace) -> int:
+    names = _model_list(args.models)
+    bars: dict[str, tqdm] = {}
+
+    def show(progress: Progress) -> None:
+        bar = bars.get(progress.model)
+        if bar is None:
+            bar = bars[progress.model] = tqdm(total=progress.epochs, desc=f"{progress.model:>8}", unit="epoch",
+                                               file=sys.stderr, leave=True)  # fmt: skip
+        if progress.step == 0 or progress.done:
+            bar.n = progress.epoch if not progress.done else bar.total
+            postfix = {}
+            if progress.loss is not None:
+                postfix["loss"] = f"{progress.loss:.4f}"
+            if progress.valid_ndcg is not None:
+                postfix["valid NDCG@10"] = f"{progress.valid_ndcg:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.refresh()
+        if progress.done:
+            bar.close()
+
+    reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed, progress=show)
+    for report in reports:
+        if report.ok:
+            print(f"{report.model}: test NDCG@10 {report.test_ndcg:.4f} in {report.seconds:.1f} s {report.message}".rstrip())
+        else:
+            print(f"{report.model}: FAILED: {report.message}", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    names = _model_list(args.models) if args.models else None
+    results = evaluate_models(args.dataset, names)
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "protocol": PROTOCOL, "models": results}, indent=2))
+    else:
+        print(f"Test metrics on {args.dataset} ({PROTOCOL})")
+        print(f"{'model':<10}" + "".join(f"{m:>10}" for m in ACCURACY_METRICS))
+        for name, summary in results.items():
+            if "error" in summary:
+                print(f"{name:<10}  {summary['error']}")
+            else:
+                print(f"{name:<10}" + "".join(f"{summary[m]:>10.4f}" for m in ACCURACY_METRICS))
+        if not results:
+            print("no trained models; train some with: python -m recsys_core train --dataset " + args.dataset)
+    return 0 if results and all("error" not in s for s in results.values()) else EXIT_FAILED
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset)
+    try:
+        artifact = load_artifact(dataset, args.model)
+    except ArtifactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    split = temporal_leave_last_out(dataset)
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            request = parse_request(json.loads(line), default_k=args.k)
+            answer = recommend(artifact.model, dataset, split, request)
+        except json.JSONDecodeError as error:
+            print(json.dumps({"error": f"line {number}: not valid JSON ({error.msg})"}), flush=True)
+            continue
+        except RequestError as error:
+            print(json.dumps({"error": f"line {number}: {error}"}), flush=True)
+            continue
+        if answer.ignored:
+            print(f"warning: line {number}: ids not in the catalogue were ignored: {', '.join(answer.ignored)}",
+                  file=sys.stderr)  # fmt: skip
+        print(json.dumps(answer.contract()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

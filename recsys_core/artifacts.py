@@ -1,0 +1,281 @@
+"""The artifact store: ``artifacts/<dataset>/<model>/`` with safetensors weights and JSON.
+
+- ``config.json``: model name, its config dataclass, catalogue sizes;
+- ``weights.safetensors``: every tensor of the model (closed-form matrices included);
+- ``metrics.json`` (+ ``per_user_test.parquet``): test and validation metrics, protocol label;
+- ``history.json``: loss and validation NDCG@10 per epoch, or the tuning grid;
+- ``info.json``: dataset fingerprint, library versions, device, wall time, parameter count and the
+  weights' SHA-256.
+
+A model is written into a temporary directory and renamed into place, so a crash or ``kill -9``
+at any moment leaves either the old model or the new one, never a mix. Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from recsys_core.data.dataset import Dataset
+from recsys_core.models import REGISTRY, build_model
+from recsys_core.models.base import Recommender
+from recsys_core.paths import artifacts_dir, sha256_file
+
+FORMAT = 1
+FILES = ("config.json", "weights.safetensors", "metrics.json", "history.json", "info.json")
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that cannot be used; the message says why and how to retrain."""
+
+
+class ArtifactMissing(ArtifactError):
+    pass
+
+
+class ArtifactCorrupted(ArtifactError):
+    pass
+
+
+class ArtifactMismatch(ArtifactError):
+    pass
+
+
+class TrainingLocked(RuntimeError):
+    """Another training holds this dataset's lock."""
+
+
+@dataclass
+class Artifact:
+    model: Recommender
+    metrics: dict
+    history: list[dict]
+    info: dict
+    path: Path
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the model is retrained: the key for caches of loaded models."""
+        return self.info["weights_sha256"][:16]
+
+
+def retrain_hint(dataset_name: str, model_name: str) -> str:
+    return f"retrain it with: python -m recsys_core train --dataset {dataset_name} --models {model_name}"
+
+
+def dataset_root(dataset_name: str, root: Path | None = None) -> Path:
+    return (root or artifacts_dir()) / dataset_name
+
+
+def save_artifact(
+    dataset: Dataset,
+    model: Recommender,
+    metrics: dict,
+    history: list[dict],
+    info: dict,
+    per_user: pd.DataFrame | None = None,
+    root: Path | None = None,
+) -> Path:
+    """Write a model atomically and record it in the dataset's manifest."""
+    base = dataset_root(dataset.name, root)
+    base.mkdir(parents=True, exist_ok=True)
+    final = base / model.name
+    tmp = base / f".tmp-{model.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / "weights.safetensors"))
+        info = {
+            **info,
+            "format": FORMAT,
+            "model": model.name,
+            "dataset": dataset.name,
+            "dataset_fingerprint": dataset.fingerprint,
+            "n_users": model.n_users,
+            "n_items": model.n_items,
+            "parameters": int(sum(t.numel() for t in model.parameters())),
+            "stored_values": int(sum(t.numel() for t in tensors.values())),
+            "weights_sha256": sha256_file(tmp / "weights.safetensors"),
+            "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "pandas": pd.__version__},
+        }
+        config = {"model": model.name, "config": dataclasses.asdict(model.config), "n_users": model.n_users,
+                  "n_items": model.n_items}  # fmt: skip
+        _write_json(tmp / "config.json", config)
+        _write_json(tmp / "metrics.json", metrics)
+        _write_json(tmp / "history.json", history)
+        _write_json(tmp / "info.json", info)
+        if per_user is not None:
+            per_user.to_parquet(tmp / "per_user_test.parquet")
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _update_manifest(base, model.name, info, metrics)
+    return final
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp``. Between the two renames the old copy sits in a ``.old-``
+    directory, which :func:`_locate` falls back to, so readers never see a half-written model."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+    tmp.rename(final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _locate(base: Path, model_name: str) -> Path | None:
+    final = base / model_name
+    if final.is_dir():
+        return final
+    # A writer was killed between its two renames: the previous model is intact under .old-.
+    survivors = sorted(base.glob(f".old-{model_name}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return survivors[0] if survivors else None
+
+
+def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, device: str = "cpu") -> Artifact:
+    """Rebuild a trained model from its config and tensors, after checking it fits ``dataset``."""
+    if model_name not in REGISTRY:
+        raise ArtifactMissing(f"unknown model {model_name!r}; registered: {', '.join(REGISTRY)}")
+    base = dataset_root(dataset.name, root)
+    path = _locate(base, model_name)
+    if path is None:
+        raise ArtifactMissing(f"{model_name} is not trained on {dataset.name} yet; " + retrain_hint(dataset.name, model_name))
+    try:
+        config = json.loads((path / "config.json").read_text())
+        info = json.loads((path / "info.json").read_text())
+        metrics = json.loads((path / "metrics.json").read_text())
+        history = json.loads((path / "history.json").read_text())
+    except FileNotFoundError as error:
+        raise ArtifactCorrupted(f"{path} lacks {Path(error.filename).name}; " + retrain_hint(dataset.name, model_name)) from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactCorrupted(f"{path} has an unreadable JSON file ({error}); " + retrain_hint(dataset.name, model_name)) from error
+    if info.get("dataset_fingerprint") != dataset.fingerprint:
+        raise ArtifactMismatch(
+            f"{model_name} in {path} was trained on different data than the current {dataset.name} "
+            "(dataset fingerprint differs); " + retrain_hint(dataset.name, model_name)
+        )
+    weights = path / "weights.safetensors"
+    if not weights.is_file() or sha256_file(weights) != info.get("weights_sha256"):
+        raise ArtifactCorrupted(
+            f"{weights} is missing or damaged (its SHA-256 does not match the one recorded when it was "
+            "saved); " + retrain_hint(dataset.name, model_name)
+        )
+    try:
+        model_config = REGISTRY[model_name].config_class(**config["config"])
+        model = build_model(model_name, config["n_users"], config["n_items"], model_config)
+        model.load_state_dict(load_file(str(weights), device=device))
+    except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as error:
+        raise ArtifactCorrupted(f"{path} cannot be loaded ({error}); " + retrain_hint(dataset.name, model_name)) from error
+    model.eval()
+    return Artifact(model, metrics, history, info, path)
+
+
+def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) -> pd.DataFrame:
+    path = _locate(dataset_root(dataset_name, root), model_name)
+    if path is None or not (path / "per_user_test.parquet").is_file():
+        raise ArtifactMissing(f"no per-user metrics for {model_name} on {dataset_name}")
+    return pd.read_parquet(path / "per_user_test.parquet")
+
+
+def read_manifest(dataset_name: str, root: Path | None = None) -> dict:
+    """``{"dataset": ..., "models": {name: {...}}}``; empty when nothing is trained."""
+    path = dataset_root(dataset_name, root) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"dataset": dataset_name, "models": {}}
+    # Keep only entries whose directory still exists (a model may have been deleted by hand).
+    base = dataset_root(dataset_name, root)
+    manifest["models"] = {m: e for m, e in manifest.get("models", {}).items() if _locate(base, m)}
+    return manifest
+
+
+def _update_manifest(base: Path, model_name: str, info: dict, metrics: dict) -> None:
+    with _file_lock(base / ".manifest.lock"):
+        manifest = read_manifest(base.name, base.parent)
+        manifest["models"][model_name] = {
+            "version": info["weights_sha256"][:16],
+            "trained_at": info.get("trained_at"),
+            "seconds": info.get("seconds"),
+            "device": info.get("device"),
+            "test": {k: v for k, v in metrics.get("test", {}).items() if k in ("NDCG@10", "HR@10")},
+        }
+        _write_json(base / "manifest.json", manifest)
+
+
+@contextlib.contextmanager
+def training_lock(dataset_name: str, root: Path | None = None) -> Iterator[None]:
+    """One training per dataset at a time; a second one gets :class:`TrainingLocked` at once.
+
+    An OS-level lock (flock) is released by the kernel when its holder dies, so a killed training
+    never leaves a stale lock behind.
+    """
+    base = dataset_root(dataset_name, root)
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / ".train.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the context
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise TrainingLocked(
+                f"a training on {dataset_name} is already running ({holder}); wait for it to finish"
+            ) from error
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _write_json(path: Path, payload: object) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,109 @@
+"""The interface every model shares (after RecBole's three questions: a training loss, and scores
+over the whole catalogue for a batch of users and their histories).
+
+Every model is an ``nn.Module``, closed-form ones too (their matrices are buffers), so saving,
+loading and moving to a device are the same for all. A model is rebuilt from its config dataclass
+and its tensors alone; nothing else is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys_core.data.split import Split
+
+Batch = dict[str, torch.Tensor]
+Validator = Callable[["Recommender"], float]
+
+
+@dataclass
+class TrainableConfig:
+    """Optimisation settings shared by the models that go through the training loop."""
+
+    epochs: int = 100
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be positive")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be positive and weight_decay non-negative")
+
+
+class Recommender(nn.Module):
+    """Base of every model. Subclasses set the class attributes and override what applies.
+
+    - closed-form models (``trainable = False``) override :meth:`fit`;
+    - torch models (``trainable = True``) override :meth:`batches` and :meth:`loss` and are
+      trained by ``recsys_core.train``;
+    - everyone overrides :meth:`score_all`.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    paper: ClassVar[str]
+    config_class: ClassVar[type]
+    trainable: ClassVar[bool] = False
+    # True when scores are a function of the history, so an unknown user with a history is
+    # served by the model's own math rather than by a fallback.
+    reads_history: ClassVar[bool] = False
+    # What the model does for an unknown user who brings a history, when it cannot read one.
+    cold_start_fallback: ClassVar[str | None] = None
+
+    def __init__(self, config: object, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_items = n_items
+
+    def fit(self, split: Split, validate: Validator) -> list[dict[str, float]]:
+        """Closed-form fit; returns the tuning log (one dict per setting tried on validation)."""
+        raise NotImplementedError(f"{self.name} is trained by the training loop, not fit()")
+
+    def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch of training batches, in an order fixed by ``rng``."""
+        raise NotImplementedError(f"{self.name} has no training batches")
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no training loss")
+
+    def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """Scores of every item, (B, n_items + 1), for users (B,) and left-padded histories (B, L).
+
+        ``users`` holds 0 for a user the model has never seen. Column 0 (padding) is ignored.
+        """
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(iter(self.parameters()), None)
+        if tensor is None:
+            tensor = next(iter(self.buffers()))
+        return tensor.device
+
+
+def multi_hot(history: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(B, L) padded item ids -> (B, n_items + 1) 0/1 rows; the padding column stays 0."""
+    rows = torch.zeros(history.shape[0], n_items + 1, device=history.device)
+    rows.scatter_(1, history, 1.0)
+    rows[:, 0] = 0.0
+    return rows
+
+
+def mean_history_vectors(history: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
+    """Mean of the history's item vectors per row (B, D); zero for an empty history.
+
+    The documented cold-start fallback for models with a user vector but no fold-in.
+    """
+    mask = (history > 0).float()  # (B, L)
+    summed = (item_vectors[history] * mask[..., None]).sum(dim=1)  # (B, D)
+    return summed / mask.sum(dim=1, keepdim=True).clamp(min=1.0)

@@ -1,0 +1,113 @@
+"""Answering "top-K for this user and/or this ordered history, excluding these items".
+
+The same path serves the CLI's JSON-lines contract and the pages. A known user's history is what
+the model could know at test time (train + validation interactions), so the lists shown match the
+evaluation and the held-out test item can still appear in them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recsys_core.data.dataset import Dataset, normalise_id
+from recsys_core.data.split import Split
+from recsys_core.evaluate import mask_history, pad_histories, top_k
+from recsys_core.models.base import Recommender
+
+POPULARITY_FALLBACK = "no known user and no known history items: most popular items"
+MAX_K = 1000
+
+
+class RequestError(ValueError):
+    """A request that cannot be answered as asked; the message says what is wrong."""
+
+
+@dataclass
+class Request:
+    user_id: str | None
+    history: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    k: int = 10
+
+
+@dataclass
+class Answer:
+    user_id: str | None
+    items: list[str]
+    scores: list[float]
+    model: str
+    fallback: str | None
+    ignored: list[str] = field(default_factory=list)  # request ids not in the catalogue
+
+    def contract(self) -> dict:
+        """The JSON-lines answer of SPEC section 8, exactly these keys."""
+        return {"user_id": self.user_id, "items": self.items, "scores": self.scores, "model": self.model,
+                "fallback": self.fallback}  # fmt: skip
+
+
+def parse_request(payload: object, default_k: int = 10) -> Request:
+    if not isinstance(payload, dict):
+        raise RequestError("a request must be a JSON object such as {\"user_id\": \"196\", \"k\": 10}")
+    unknown = set(payload) - {"user_id", "history", "k", "exclude"}
+    if unknown:
+        raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; use user_id, history, k, exclude")
+    user_id = payload.get("user_id")
+    history = payload.get("history", [])
+    exclude = payload.get("exclude", [])
+    k = payload.get("k", default_k)
+    if user_id is None and not history:
+        raise RequestError("give a user_id, a history, or both")
+    for label, value in (("history", history), ("exclude", exclude)):
+        if not isinstance(value, list):
+            raise RequestError(f"{label} must be a list of item ids")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise RequestError(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
+    try:
+        return Request(
+            user_id=None if user_id is None else normalise_id(user_id),
+            history=[normalise_id(i) for i in history],
+            exclude=[normalise_id(i) for i in exclude],
+            k=k,
+        )
+    except TypeError as error:
+        raise RequestError(str(error)) from error
+
+
+@torch.no_grad()
+def recommend(model: Recommender, dataset: Dataset, split: Split, request: Request) -> Answer:
+    user = dataset.user_index(request.user_id) if request.user_id is not None else 0
+    known_history = list(split.input_sequences("test")[user]) if user else []
+    history, ignored = list(known_history), []
+    for external in request.history:
+        item = dataset.item_index(external)
+        if item == 0:
+            ignored.append(external)
+        elif item not in history:
+            history.append(item)
+    excluded = history + [i for i in (dataset.item_index(e) for e in request.exclude) if i]
+    ignored += [e for e in request.exclude if dataset.item_index(e) == 0]
+
+    fallback = None
+    if user == 0 and not history and model.name != "pop":
+        fallback = POPULARITY_FALLBACK
+        scores = torch.as_tensor(split.item_popularity, dtype=torch.float32)[None, :]
+    else:
+        if user == 0 and not model.reads_history:
+            fallback = model.cold_start_fallback
+        device = model.device
+        scores = model.score_all(torch.tensor([user], device=device), pad_histories([np.array(history)], device))
+        scores = scores.float().cpu()
+    scores = mask_history(scores, pad_histories([np.array(excluded, dtype=np.int64)]))
+    available = int(torch.isfinite(scores).sum())
+    items, values = top_k(scores, min(request.k, available))
+    return Answer(
+        user_id=request.user_id,
+        items=[str(dataset.item_ids[i]) for i in items[0].tolist()],
+        scores=[round(float(v), 6) for v in values[0].tolist()],
+        model=model.name,
+        fallback=fallback,
+        ignored=ignored,
+    )

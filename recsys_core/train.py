@@ -1,0 +1,228 @@
+"""The one training loop, for every torch model; closed-form models fit directly.
+
+Early stopping on validation NDCG@10 (full ranking, the protocol's own metric), best weights kept,
+fixed seeds and batch order, CUDA with bf16 autocast when there is a GPU. A non-finite loss stops
+training and keeps the best weights seen so far rather than saving a diverged model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recsys_core.artifacts import save_artifact, training_lock
+from recsys_core.data import load_dataset, temporal_leave_last_out
+from recsys_core.data.features import item_features
+from recsys_core.data.split import PROTOCOL, Split
+from recsys_core.evaluate import evaluate_model
+from recsys_core.models import build_model
+from recsys_core.models.base import Recommender
+
+
+@dataclass
+class Progress:
+    """What the loop reports, per epoch and every ``report_every`` steps."""
+
+    model: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int | None
+    loss: float | None
+    valid_ndcg: float | None = None
+    best_ndcg: float | None = None
+    elapsed_s: float = 0.0
+    done: bool = False
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid_ndcg: float = float("nan")
+    seconds: float = 0.0
+    device: str = "cpu"
+    device_name: str = "CPU"
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    """CUDA if available, else Apple MPS, else the CPU with all its cores."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            choice = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            choice = "mps"
+        else:
+            choice = "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA GPU is available")
+    if choice == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def fit(
+    model: Recommender,
+    split: Split,
+    device: torch.device | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    report_every: int = 50,
+    max_epochs: int | None = None,
+) -> FitResult:
+    """Train ``model`` on ``split.train``; validation NDCG@10 chooses the epoch (or the setting)."""
+    device = device or resolve_device()
+    rng = seed_everything(seed)
+    model.to(device)
+    started = time.perf_counter()
+    result = FitResult(device=device.type, device_name=device_name(device))
+
+    def validate(candidate: Recommender) -> float:
+        return evaluate_model(candidate, split, "valid", accuracy_only=True).ndcg_at_10
+
+    if not model.trainable:
+        result.history = model.fit(split, validate)
+        model.to(device)
+        scores = [row["valid NDCG@10"] for row in result.history]
+        result.best_valid_ndcg = max(scores)
+        result.seconds = time.perf_counter() - started
+        if progress:
+            progress(Progress(model.name, 1, 1, 1, 1, None, result.best_valid_ndcg, result.best_valid_ndcg,
+                              result.seconds, done=True))  # fmt: skip
+        return result
+
+    config = model.config
+    epochs = min(config.epochs, max_epochs) if max_epochs else config.epochs
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    autocast = device.type == "cuda"
+    best_state, best_ndcg, stale = None, -1.0, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        epoch_started = time.perf_counter()
+        losses = []
+        for step, batch in enumerate(model.batches(split, rng), start=1):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = model.loss(batch)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            if progress and step % report_every == 0:
+                progress(Progress(model.name, epoch, epochs, step, None, losses[-1],
+                                  elapsed_s=time.perf_counter() - started))  # fmt: skip
+        epoch_loss = float(np.mean(losses)) if losses else float("nan")
+        if not math.isfinite(epoch_loss):
+            result.notes.append(f"training diverged at epoch {epoch} (loss {epoch_loss}); kept the best epoch")
+            break
+        valid_ndcg = validate(model)
+        result.history.append({
+            "epoch": epoch, "loss": epoch_loss, "valid NDCG@10": valid_ndcg,
+            "seconds": time.perf_counter() - epoch_started,
+        })  # fmt: skip
+        if valid_ndcg > best_ndcg:
+            best_ndcg, stale, result.best_epoch = valid_ndcg, 0, epoch
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            stale += 1
+        if progress:
+            progress(Progress(model.name, epoch, epochs, 0, None, epoch_loss, valid_ndcg, best_ndcg,
+                              time.perf_counter() - started))  # fmt: skip
+        if stale >= config.patience:
+            result.notes.append(f"early stop at epoch {epoch}: no better validation NDCG@10 for {stale} epochs")
+            break
+    if best_state is None:
+        raise FloatingPointError(f"{model.name} diverged in its first epoch; try a lower learning rate")
+    model.load_state_dict(best_state)
+    model.eval()
+    result.best_valid_ndcg = best_ndcg
+    result.seconds = time.perf_counter() - started
+    if progress:
+        progress(Progress(model.name, result.best_epoch, epochs, 0, None, None, best_ndcg, best_ndcg,
+                          result.seconds, done=True))  # fmt: skip
+    return result
+
+
+# --------------------------------------------------------------------------- train and store
+
+QUICK_MAX_EPOCHS = 15
+
+
+@dataclass
+class TrainReport:
+    model: str
+    ok: bool
+    message: str
+    seconds: float = 0.0
+    test_ndcg: float | None = None
+
+
+def train_models(
+    dataset_name: str,
+    models: list[str],
+    device: str = "auto",
+    quick: bool = False,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    overrides: dict[str, dict] | None = None,
+) -> list[TrainReport]:
+    """Train, evaluate (test and validation) and store each model; one model failing does not
+    stop the others. Holds the dataset's training lock throughout."""
+    dataset = load_dataset(dataset_name)
+    split = temporal_leave_last_out(dataset)
+    genres = item_features(dataset, split.item_popularity).genres
+    torch_device = resolve_device(device)
+    reports = []
+    with training_lock(dataset.name):
+        for name in models:
+            try:
+                model = build_model(name, dataset.n_users, dataset.n_items, **(overrides or {}).get(name, {}))
+                result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
+                test = evaluate_model(model, split, "test", genres)
+                valid = evaluate_model(model, split, "valid", genres)
+                info = {
+                    "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "seconds": result.seconds,
+                    "device": result.device,
+                    "device_name": result.device_name,
+                    "best_epoch": result.best_epoch,
+                    "seed": seed,
+                    "profile": "quick" if quick else "full",
+                    "notes": result.notes,
+                    "family": model.family,
+                    "paper": model.paper,
+                }
+                metrics = {"protocol": PROTOCOL, "test": test.summary(), "valid": valid.summary()}
+                save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
+                reports.append(TrainReport(name, True, "; ".join(result.notes), result.seconds, test.ndcg_at_10))
+            except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
+                reports.append(TrainReport(name, False, f"{type(error).__name__}: {error}"))
+    return reports
