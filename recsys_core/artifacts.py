@@ -279,3 +279,33 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def leaderboard(dataset_name: str, stage: str = "test", root: Path | None = None) -> pd.DataFrame:
+    """Stored metrics of every trained model, best NDCG@10 first, with 95% CIs and provenance."""
+    base = dataset_root(dataset_name, root)
+    rows = []
+    for name in read_manifest(dataset_name, root)["models"]:
+        path = _locate(base, name)
+        try:
+            metrics = json.loads((path / "metrics.json").read_text())[stage]
+            info = json.loads((path / "info.json").read_text())
+        except (OSError, KeyError, json.JSONDecodeError, TypeError):
+            continue  # a damaged artifact is reported by load_artifact, not by the leaderboard
+        rows.append({
+            "model": name,
+            "family": info.get("family", ""),
+            "NDCG@10": metrics["NDCG@10"],
+            "NDCG@10 95% CI": "[{:.4f}, {:.4f}]".format(*metrics["NDCG@10 CI"]),
+            "HR@10": metrics["HR@10"],
+            "HR@10 95% CI": "[{:.4f}, {:.4f}]".format(*metrics["HR@10 CI"]),
+            "MRR@10": metrics["MRR@10"],
+            "NDCG@20": metrics["NDCG@20"],
+            "coverage@10": metrics["coverage@10"],
+            "users": metrics["users"],
+            "train seconds": info.get("seconds"),
+            "device": info.get("device_name", info.get("device")),
+            "trained at": info.get("trained_at"),
+        })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("NDCG@10", ascending=False, ignore_index=True) if rows else frame

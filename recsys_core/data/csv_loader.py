@@ -167,7 +167,9 @@ def _timestamp_column(frame: pd.DataFrame, source_name: str) -> np.ndarray:
             f"{source_name}: line {row + 2}, column 'timestamp': {raw.iloc[row]!r} is neither Unix "
             "seconds nor an ISO date"
         )
-    return (parsed.astype("int64") // 10**9).to_numpy()
+    # Resolution-independent (pandas 3 may store microseconds rather than nanoseconds).
+    epoch = pd.Timestamp(0, tz="UTC")
+    return ((parsed - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
 
 
 def _safe_stem(stem: str) -> str:

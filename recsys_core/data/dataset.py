@@ -145,7 +145,8 @@ def build_dataset(
         item_frame["title"] = None
     item_frame["title"] = item_frame["title"].where(item_frame["title"].notna(), "Item " + item_frame["item_id"])
     item_frame["genres"] = item_frame.get("genres", pd.Series("", index=item_frame.index)).fillna("").astype(str)
-    item_frame["year"] = pd.to_numeric(item_frame.get("year", np.nan), errors="coerce").astype(float)
+    year = item_frame["year"] if "year" in item_frame else pd.Series(np.nan, index=item_frame.index)
+    item_frame["year"] = pd.to_numeric(year, errors="coerce").astype(float)
 
     user_frame = pd.DataFrame({"user_id": user_ids}, index=pd.RangeIndex(1, len(user_ids) + 1))
     if users is not None:

@@ -113,4 +113,4 @@ def popularity_buckets(popularity: np.ndarray) -> np.ndarray:
 def context_features(timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weekday (1..7) and hour (1..24) of Unix timestamps, UTC; 0 is kept for unknown."""
     moments = pd.to_datetime(np.asarray(timestamps, dtype=np.int64), unit="s", utc=True)
-    return moments.weekday.to_numpy() + 1, moments.hour.to_numpy() + 1
+    return moments.day_of_week.to_numpy() + 1, moments.hour.to_numpy() + 1

@@ -73,6 +73,16 @@ class Split:
         return matrix
 
     @cached_property
+    def train_pair_keys(self) -> np.ndarray:
+        """Sorted ``user * (n_items + 1) + item`` keys of training pairs, for fast membership tests."""
+        return np.unique(self.train["user"].to_numpy() * (self.n_items + 1) + self.train["item"].to_numpy())
+
+    def is_train_pair(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = np.asarray(users) * (self.n_items + 1) + np.asarray(items)
+        position = np.searchsorted(self.train_pair_keys, keys).clip(max=len(self.train_pair_keys) - 1)
+        return self.train_pair_keys[position] == keys
+
+    @cached_property
     def item_popularity(self) -> np.ndarray:
         """Training interactions per item, (n_items + 1,); index 0 (padding) is 0."""
         return np.bincount(self.train["item"].to_numpy(), minlength=self.n_items + 1).astype(np.float64)

@@ -18,17 +18,16 @@ from torch import nn
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
 
-INIT_STD = float(__import__("os").environ.get("BPR_STD", "0.1"))
-
 
 @dataclass
 class BPRConfig(TrainableConfig):
     embedding_dim: int = 64
-    l2: float = 1e-4  # on the embeddings of each batch, as in the paper
-    epochs: int = 200
-    batch_size: int = 4096
-    learning_rate: float = 5e-3
-    patience: int = 10
+    l2: float = 1e-5  # on the embeddings of each batch, as in the paper
+    init_std: float = 0.01  # small initial vectors: larger ones (0.1) converge to a worse optimum here
+    epochs: int = 300
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    patience: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,8 +47,8 @@ class BPR(Recommender):
         super().__init__(config, n_users, n_items)
         self.user_embedding = nn.Embedding(n_users + 1, config.embedding_dim, padding_idx=0)
         self.item_embedding = nn.Embedding(n_items + 1, config.embedding_dim, padding_idx=0)
-        nn.init.normal_(self.user_embedding.weight, std=INIT_STD)
-        nn.init.normal_(self.item_embedding.weight, std=INIT_STD)
+        nn.init.normal_(self.user_embedding.weight, std=config.init_std)
+        nn.init.normal_(self.item_embedding.weight, std=config.init_std)
         with torch.no_grad():
             self.user_embedding.weight[0].zero_()
             self.item_embedding.weight[0].zero_()
@@ -89,13 +88,11 @@ def sample_negatives(split: Split, users: np.ndarray, rng: np.random.Generator, 
 
     Collisions with the user's training items are redrawn (a few rounds suffice on sparse data).
     """
-    n = split.n_items
-    known = split.train_matrix
-    negatives = rng.integers(1, n + 1, size=len(users))
-    clash = np.asarray(known[users, negatives]).ravel() > 0
+    negatives = rng.integers(1, split.n_items + 1, size=len(users))
+    pending = np.flatnonzero(split.is_train_pair(users, negatives))
     for _ in range(max_rounds):
-        if not clash.any():
+        if not len(pending):
             break
-        negatives[clash] = rng.integers(1, n + 1, size=int(clash.sum()))
-        clash = np.asarray(known[users, negatives]).ravel() > 0
+        negatives[pending] = rng.integers(1, split.n_items + 1, size=len(pending))
+        pending = pending[split.is_train_pair(users[pending], negatives[pending])]
     return negatives
