@@ -1,8 +1,8 @@
 """Command line: ``python -m recsys_core train|evaluate|recommend``.
 
-    python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
-    python -m recsys_core evaluate --dataset ml-100k --json
-    python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
+python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
+python -m recsys_core evaluate --dataset ml-100k --json
+python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
     train.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    train.add_argument("--quick", action="store_true", help=f"cap training epochs (demo profile)")
+    train.add_argument("--quick", action="store_true", help="cap training epochs (demo profile)")
     train.add_argument("--seed", type=int, default=0)
 
     evaluate = commands.add_parser("evaluate", help="evaluate trained models on the test split")
@@ -91,7 +91,8 @@ def _train(args: argparse.Namespace) -> int:
     reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed, progress=show)
     for report in reports:
         if report.ok:
-            print(f"{report.model}: test NDCG@10 {report.test_ndcg:.4f} in {report.seconds:.1f} s {report.message}".rstrip())
+            line = f"{report.model}: test NDCG@10 {report.test_ndcg:.4f} in {report.seconds:.1f} s {report.message}"
+            print(line.rstrip())
         else:
             print(f"{report.model}: FAILED: {report.message}", file=sys.stderr)
     return 0 if all(r.ok for r in reports) else EXIT_FAILED

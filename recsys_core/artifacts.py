@@ -158,16 +158,22 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
     base = dataset_root(dataset.name, root)
     path = _locate(base, model_name)
     if path is None:
-        raise ArtifactMissing(f"{model_name} is not trained on {dataset.name} yet; " + retrain_hint(dataset.name, model_name))
+        raise ArtifactMissing(
+            f"{model_name} is not trained on {dataset.name} yet; " + retrain_hint(dataset.name, model_name)
+        )
     try:
         config = json.loads((path / "config.json").read_text())
         info = json.loads((path / "info.json").read_text())
         metrics = json.loads((path / "metrics.json").read_text())
         history = json.loads((path / "history.json").read_text())
     except FileNotFoundError as error:
-        raise ArtifactCorrupted(f"{path} lacks {Path(error.filename).name}; " + retrain_hint(dataset.name, model_name)) from error
+        raise ArtifactCorrupted(
+            f"{path} lacks {Path(error.filename).name}; " + retrain_hint(dataset.name, model_name)
+        ) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactCorrupted(f"{path} has an unreadable JSON file ({error}); " + retrain_hint(dataset.name, model_name)) from error
+        raise ArtifactCorrupted(
+            f"{path} has an unreadable JSON file ({error}); " + retrain_hint(dataset.name, model_name)
+        ) from error
     if info.get("dataset_fingerprint") != dataset.fingerprint:
         raise ArtifactMismatch(
             f"{model_name} in {path} was trained on different data than the current {dataset.name} "
@@ -184,7 +190,9 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
         model = build_model(model_name, config["n_users"], config["n_items"], model_config)
         model.load_state_dict(load_file(str(weights), device=device))
     except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as error:
-        raise ArtifactCorrupted(f"{path} cannot be loaded ({error}); " + retrain_hint(dataset.name, model_name)) from error
+        raise ArtifactCorrupted(
+            f"{path} cannot be loaded ({error}); " + retrain_hint(dataset.name, model_name)
+        ) from error
     model.eval()
     return Artifact(model, metrics, history, info, path)
 

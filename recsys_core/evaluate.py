@@ -148,7 +148,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_bootstrap: int = 10_000, seed: i
         "wilcoxon_p": wilcoxon_p,
         "bootstrap_ci_low": float(low),
         "bootstrap_ci_high": float(high),
-        "n_users": int(len(diff)),
+        "n_users": len(diff),
     }
 
 

@@ -50,7 +50,7 @@ class Answer:
 
 def parse_request(payload: object, default_k: int = 10) -> Request:
     if not isinstance(payload, dict):
-        raise RequestError("a request must be a JSON object such as {\"user_id\": \"196\", \"k\": 10}")
+        raise RequestError('a request must be a JSON object such as {"user_id": "196", "k": 10}')
     unknown = set(payload) - {"user_id", "history", "k", "exclude"}
     if unknown:
         raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; use user_id, history, k, exclude")

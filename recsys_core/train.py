@@ -204,6 +204,7 @@ def train_models(
     with training_lock(dataset.name):
         for name in models:
             try:
+                seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
                 model = build_model(name, dataset.n_users, dataset.n_items, **(overrides or {}).get(name, {}))
                 result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
                 test = evaluate_model(model, split, "test", genres)

@@ -2,8 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.data import CsvError, DatasetUnavailable, build_dataset, load_dataset, make_synthetic, normalise_id
-from recsys_core.data import movielens
+from recsys_core.data import (
+    CsvError,
+    DatasetUnavailable,
+    build_dataset,
+    load_dataset,
+    make_synthetic,
+    movielens,
+    normalise_id,
+)
 from recsys_core.data.csv_loader import load_interactions_csv, parse_interactions_csv
 from recsys_core.data.features import context_features, item_features, popularity_buckets, user_features
 from recsys_core.data.movielens import ChecksumMismatch, canonical_ratings_sha256
@@ -94,7 +101,9 @@ def test_synthetic_dataset_has_its_planted_structure(synthetic):
 
 
 def test_side_features_reserve_zero_for_unknown():
-    ratings = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["x", "y", "x"], "rating": 1.0, "timestamp": [0, 1, 2]})
+    ratings = pd.DataFrame(
+        {"user_id": ["a", "b", "c"], "item_id": ["x", "y", "x"], "rating": 1.0, "timestamp": [0, 1, 2]}
+    )
     users = pd.DataFrame({"user_id": ["a", "b"], "age": [17, 40], "gender": ["F", None], "occupation": ["x", "y"]})
     items = pd.DataFrame({"item_id": ["x", "y"], "title": ["X", "Y"], "genres": ["A|B", ""], "year": [1994, np.nan]})
     dataset = build_dataset("f", ratings, items, users)

@@ -92,7 +92,9 @@ def parse_items_csv(payload: bytes, source_name: str = "the items file") -> pd.D
     duplicated = frame["item_id"].str.strip().duplicated()
     if duplicated.any():
         line = int(np.flatnonzero(duplicated.to_numpy())[0]) + 2
-        raise CsvError(f"{source_name}: line {line}, column 'item_id': item {frame['item_id'].iloc[line - 2]!r} is listed twice")
+        raise CsvError(
+            f"{source_name}: line {line}, column 'item_id': item {frame['item_id'].iloc[line - 2]!r} is listed twice"
+        )
     return pd.DataFrame(
         {
             "item_id": frame["item_id"].str.strip(),
@@ -147,9 +149,7 @@ def _numeric_column(frame: pd.DataFrame, column: str, source_name: str) -> np.nd
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CsvError(
-            f"{source_name}: line {row + 2}, column '{column}': {frame[column].iloc[row]!r} is not a number"
-        )
+        raise CsvError(f"{source_name}: line {row + 2}, column '{column}': {frame[column].iloc[row]!r} is not a number")
     return values.to_numpy(dtype=np.float32)
 
 

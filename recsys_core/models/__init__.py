@@ -19,7 +19,9 @@ REGISTRY: dict[str, type[Recommender]] = {
 DEFAULT_ZOO = tuple(REGISTRY)
 
 
-def build_model(name: str, n_users: int, n_items: int, config: object | None = None, **overrides: object) -> Recommender:
+def build_model(
+    name: str, n_users: int, n_items: int, config: object | None = None, **overrides: object
+) -> Recommender:
     """A fresh, untrained model by registry name, from its config (defaults plus overrides)."""
     if name not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")

@@ -67,7 +67,7 @@ class EASE(Recommender):
         precision = torch.linalg.inv(regularised)
         weights = -precision / torch.diag(precision)[None, :]
         weights.fill_diagonal_(0.0)
-        return weights.float()
+        return weights.float().contiguous()  # as saved, so reloaded scores are bit-identical
 
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         return multi_hot(history, self.n_items) @ self.B  # (B, n+1)

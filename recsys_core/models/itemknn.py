@@ -90,4 +90,3 @@ class ItemKNN(Recommender):
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         rows = multi_hot(history, self.n_items)  # (B, n+1)
         return torch.sparse.mm(self._similarity_matrix().t(), rows.t()).t()  # (B, n+1)
-

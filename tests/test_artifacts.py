@@ -1,0 +1,137 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recsys_core import artifacts
+from recsys_core.artifacts import (
+    ArtifactCorrupted,
+    ArtifactMismatch,
+    ArtifactMissing,
+    TrainingLocked,
+    leaderboard,
+    load_artifact,
+    read_manifest,
+    save_artifact,
+    training_lock,
+)
+from recsys_core.data import make_synthetic
+from recsys_core.models import build_model
+from recsys_core.train import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ease(synthetic, synthetic_split):
+    model = build_model("ease", synthetic.n_users, synthetic.n_items)
+    fit(model, synthetic_split, torch.device("cpu"))
+    return model
+
+
+def test_round_trip_keeps_config_metrics_and_manifest(synthetic, ease, isolated_store):
+    metrics = {"test": {"NDCG@10": 0.5, "HR@10": 0.9}}
+    path = save_artifact(synthetic, ease, metrics, [{"l2": 10.0}], {"seconds": 1.5, "device": "cpu"})
+    assert path == isolated_store / "synthetic" / "ease"
+    assert sorted(p.name for p in path.iterdir()) == sorted(artifacts.FILES)
+    artifact = load_artifact(synthetic, "ease")
+    assert artifact.model.config == ease.config and artifact.metrics == metrics
+    assert artifact.info["dataset_fingerprint"] == synthetic.fingerprint
+    manifest = read_manifest("synthetic")
+    assert manifest["models"]["ease"]["version"] == artifact.version
+    assert not list((isolated_store / "synthetic").glob(".tmp-*"))
+
+
+def test_missing_truncated_and_mismatched_artifacts_are_clear_errors(synthetic, ease):
+    with pytest.raises(ArtifactMissing, match="not trained on synthetic yet; retrain it with"):
+        load_artifact(synthetic, "ease")
+    path = save_artifact(synthetic, ease, {}, [], {})
+    weights = path / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ArtifactCorrupted, match=r"damaged.*python -m recsys_core train"):
+        load_artifact(synthetic, "ease")
+    save_artifact(synthetic, ease, {}, [], {})
+    with pytest.raises(ArtifactMismatch, match="different data"):
+        load_artifact(make_synthetic(seed=3), "ease")
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(ArtifactCorrupted, match="unreadable JSON"):
+        load_artifact(synthetic, "ease")
+
+
+def test_a_failed_write_leaves_the_previous_model(synthetic, ease, monkeypatch, isolated_store):
+    save_artifact(synthetic, ease, {"test": {"NDCG@10": 0.1}}, [], {})
+    before = load_artifact(synthetic, "ease").version
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # what a Ctrl-C in the middle of writing looks like
+
+    monkeypatch.setattr(artifacts, "_write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_artifact(synthetic, ease, {}, [], {})
+    assert load_artifact(synthetic, "ease").version == before
+    assert not list((isolated_store / "synthetic").glob(".tmp-*"))
+
+
+def test_a_kill_between_the_two_renames_is_recovered(synthetic, ease, isolated_store):
+    path = save_artifact(synthetic, ease, {}, [], {})
+    path.rename(path.with_name(".old-ease-deadbeef"))  # the state right after the first rename
+    assert load_artifact(synthetic, "ease").model.config == ease.config
+    assert "ease" in read_manifest("synthetic")["models"]
+
+
+def test_the_training_lock_refuses_a_second_holder(isolated_store):
+    with training_lock("synthetic"):
+        second = training_lock("synthetic")
+        with pytest.raises(TrainingLocked, match="already running"):
+            second.__enter__()
+    with training_lock("synthetic"):  # released again
+        pass
+
+
+def test_leaderboard_sorts_by_ndcg_with_cis(synthetic, synthetic_split, isolated_store):
+    from recsys_core.train import train_models
+
+    reports = train_models("synthetic", ["pop", "ease"])
+    assert all(r.ok for r in reports)
+    board = leaderboard("synthetic")
+    assert board["model"].tolist() == ["ease", "pop"]
+    assert board["NDCG@10 95% CI"].str.startswith("[").all()
+
+
+def _cli(*args, env):
+    return subprocess.Popen([sys.executable, "-m", "recsys_core", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(isolated_store):
+    env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(isolated_store)}
+    first = _cli("train", "--dataset", "synthetic", "--models", "ease", env=env)
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    good = json.loads((isolated_store / "synthetic" / "ease" / "info.json").read_text())["weights_sha256"]
+
+    # A long training of the same model: killed while it holds the lock and before it saves.
+    victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", env=env)
+    lock = isolated_store / "synthetic" / ".train.lock"
+    deadline = time.time() + 60
+    while time.time() < deadline and "pid" not in (lock.read_text() if lock.exists() else ""):
+        time.sleep(0.1)
+    second = _cli("train", "--dataset", "synthetic", "--models", "ease", env=env)
+    assert second.wait(timeout=120) == 3
+    assert "already running" in second.stderr.read()
+    assert victim.poll() is None, "the training finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+
+    from recsys_core.data import make_synthetic
+
+    artifact = load_artifact(make_synthetic(), "ease")
+    assert artifact.info["weights_sha256"] == good
+    # the kernel released the dead process's lock: a new training starts at once
+    with training_lock("synthetic"):
+        pass
