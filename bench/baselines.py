@@ -68,7 +68,8 @@ def main() -> None:
 
 def write_section(path: Path, section: str) -> None:
     """Replace this benchmark's section of the file (between its markers), keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery figure here was produced by a script in bench/.\n"
+    header = "# Benchmarks\n\nEvery figure here was produced by a script in bench/.\n"
+    text = path.read_text() if path.exists() else header
     if MARKER in text:
         before, _, rest = text.partition(MARKER)
         _, _, after = rest.partition(MARKER)
