@@ -313,6 +313,7 @@ def leaderboard(dataset_name: str, stage: str = "test", root: Path | None = None
             "users": metrics["users"],
             "train seconds": info.get("seconds"),
             "device": info.get("device_name", info.get("device")),
+            "profile": info.get("profile"),
             "trained at": info.get("trained_at"),
         })  # fmt: skip
     frame = pd.DataFrame(rows)

@@ -17,6 +17,7 @@ from recsys_core.artifacts import ArtifactError, load_artifact, read_manifest
 from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.data.features import item_features
 from recsys_core.data.split import PROTOCOL, Split
+from recsys_core.models.base import Recommender
 
 KS = (10, 20)
 ACCURACY_METRICS = tuple(f"{m}@{k}" for k in KS for m in ("HR", "NDCG", "MRR"))
@@ -183,7 +184,7 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate_model(
-    model: torch.nn.Module,
+    model: Recommender,
     split: Split,
     stage: str = "test",
     genres: np.ndarray | None = None,
@@ -196,7 +197,7 @@ def evaluate_model(
     and the same items are excluded from its ranking.
     """
     model.eval()
-    device = next(iter(model.buffers()), next(iter(model.parameters()), torch.empty(0))).device
+    device = model.device
     users = split.evaluated_users(stage)
     targets = split.targets(stage)
     inputs = split.input_sequences(stage)

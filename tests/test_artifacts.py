@@ -116,10 +116,12 @@ def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(is
     good = json.loads((isolated_store / "synthetic" / "ease" / "info.json").read_text())["weights_sha256"]
 
     # A long training of the same model: killed while it holds the lock and before it saves.
+    (isolated_store / "synthetic" / ".train.lock").write_text("")  # the first holder is gone
     victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", env=env)
+    # The holder writes its pid into the lock file once it has the lock.
     lock = isolated_store / "synthetic" / ".train.lock"
     deadline = time.time() + 60
-    while time.time() < deadline and "pid" not in (lock.read_text() if lock.exists() else ""):
+    while time.time() < deadline and lock.read_text().strip() != f"pid {victim.pid}":
         time.sleep(0.1)
     second = _cli("train", "--dataset", "synthetic", "--models", "ease", env=env)
     assert second.wait(timeout=120) == 3
