@@ -96,3 +96,11 @@ def test_recommend_respects_exclusions_and_serves_cold_users(name, synthetic, sy
     nobody = recommend(model, synthetic, synthetic_split, Request("stranger", k=5))
     assert len(nobody.items) == 5
     assert nobody.fallback == (None if name == "pop" else POPULARITY_FALLBACK)
+
+
+def test_the_library_never_imports_streamlit():
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "recsys_core"
+    offenders = [p.name for p in package.rglob("*.py") if "import streamlit" in p.read_text()]
+    assert offenders == []

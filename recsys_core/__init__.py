@@ -1,0 +1,31 @@
+"""recsys_core: the library behind DeepRec Lab. One entry point per operation:
+
+- ``load_dataset(name_or_csv)`` and ``temporal_leave_last_out(dataset)``: data and the protocol;
+- ``train_models(dataset, models)``: train, evaluate and store;
+- ``evaluate_models(dataset)``: fresh test metrics of stored models; ``leaderboard(dataset)``: stored ones;
+- ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving.
+
+Nothing in this package imports streamlit.
+"""
+
+from recsys_core.artifacts import leaderboard, load_artifact
+from recsys_core.data import load_dataset, temporal_leave_last_out
+from recsys_core.evaluate import evaluate_model, evaluate_models, paired_test
+from recsys_core.models import REGISTRY
+from recsys_core.serving import Request, parse_request, recommend
+from recsys_core.train import train_models
+
+__all__ = [
+    "REGISTRY",
+    "Request",
+    "evaluate_model",
+    "evaluate_models",
+    "leaderboard",
+    "load_artifact",
+    "load_dataset",
+    "paired_test",
+    "parse_request",
+    "recommend",
+    "temporal_leave_last_out",
+    "train_models",
+]
