@@ -81,6 +81,16 @@ if board.empty:
     st.stop()
 
 st.caption(f"Test metrics. Protocol: {PROTOCOL}. 95% confidence intervals over users.")
-st.dataframe(board, hide_index=True, width="stretch")
+metric_format = st.column_config.NumberColumn(format="%.4f")
+st.dataframe(
+    board,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        **{c: metric_format for c in ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")},
+        "coverage@10": st.column_config.NumberColumn(format="%.3f"),
+        "train seconds": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
 best = board.iloc[0]
 st.success(f"Best so far: **{best['model']}** with NDCG@10 {best['NDCG@10']:.4f} {best['NDCG@10 95% CI']}.")
