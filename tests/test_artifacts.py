@@ -115,15 +115,22 @@ def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(is
     assert first.wait(timeout=120) == 0, first.stderr.read()
     good = json.loads((isolated_store / "synthetic" / "ease" / "info.json").read_text())["weights_sha256"]
 
-    # A long training of the same model: killed while it holds the lock and before it saves.
+    # A second `train` that has already imported everything and waits for a go on stdin, so that
+    # it asks for the lock while the victim is certainly still training.
+    code = "import sys; from recsys_core.__main__ import main; sys.stdin.readline(); " + (
+        "sys.exit(main(['train', '--dataset', 'synthetic', '--models', 'ease']))"
+    )
+    second = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     (isolated_store / "synthetic" / ".train.lock").write_text("")  # the first holder is gone
     victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", env=env)
     # The holder writes its pid into the lock file once it has the lock.
     lock = isolated_store / "synthetic" / ".train.lock"
     deadline = time.time() + 60
     while time.time() < deadline and lock.read_text().strip() != f"pid {victim.pid}":
-        time.sleep(0.1)
-    second = _cli("train", "--dataset", "synthetic", "--models", "ease", env=env)
+        time.sleep(0.05)
+    second.stdin.write("go\n")
+    second.stdin.flush()
     assert second.wait(timeout=120) == 3
     assert "already running" in second.stderr.read()
     assert victim.poll() is None, "the training finished before it could be killed"
