@@ -1,4 +1,4 @@
-"""Dataset statistics for the pages: long tails, genres, activity over time."""
+"""Dataset statistics for the pages."""
 
 from __future__ import annotations
 
@@ -19,19 +19,3 @@ def long_tail(dataset: Dataset, by: str) -> pd.DataFrame:
             "cumulative share": np.cumsum(counts) / max(counts.sum(), 1),
         }
     )
-
-
-def genre_counts(dataset: Dataset) -> pd.DataFrame:
-    """Interactions per genre (an item with two genres counts for both)."""
-    genres = dataset.items["genres"].str.split("|")
-    per_item = np.bincount(dataset.interactions["item"].to_numpy(), minlength=dataset.n_items + 1)
-    frame = pd.DataFrame({"genre": genres, "interactions": per_item[dataset.items.index]}).explode("genre")
-    frame = frame[frame["genre"].fillna("") != ""]
-    return frame.groupby("genre", as_index=False)["interactions"].sum().sort_values("interactions", ascending=False)
-
-
-def interactions_over_time(dataset: Dataset, freq: str = "MS") -> pd.DataFrame:
-    """Interactions per period (months by default)."""
-    moments = pd.to_datetime(dataset.interactions["timestamp"], unit="s", utc=True)
-    counts = moments.dt.tz_localize(None).dt.to_period(freq[0]).value_counts().sort_index()
-    return pd.DataFrame({"period": counts.index.to_timestamp(), "interactions": counts.to_numpy()})

@@ -54,8 +54,7 @@ class ItemKNN(Recommender):
         norms = np.sqrt(np.diag(co_counts))
         log, best = [], (-1.0, None, None)
         for shrink in shrinks:
-            similarity = co_counts / (np.outer(norms, norms) + shrink + 1e-12)
-            np.fill_diagonal(similarity, 0.0)
+            similarity = self._cosine(co_counts, norms, shrink)
             for k in ks:
                 self._set_neighbours(similarity, min(k, self.n_items))
                 score = validate(self)
@@ -64,10 +63,14 @@ class ItemKNN(Recommender):
                     best = (score, k, shrink)
         _, k, shrink = best
         self.config = ItemKNNConfig(k=min(k, self.n_items), shrink=shrink)
+        self._set_neighbours(self._cosine(co_counts, norms, shrink), self.config.k)
+        return log
+
+    @staticmethod
+    def _cosine(co_counts: np.ndarray, norms: np.ndarray, shrink: float) -> np.ndarray:
         similarity = co_counts / (np.outer(norms, norms) + shrink + 1e-12)
         np.fill_diagonal(similarity, 0.0)
-        self._set_neighbours(similarity, self.config.k)
-        return log
+        return similarity
 
     def _set_neighbours(self, similarity: np.ndarray, k: int) -> None:
         sim = torch.from_numpy(similarity.astype(np.float32))
