@@ -104,3 +104,16 @@ def test_the_library_never_imports_streamlit():
     package = Path(__file__).resolve().parent.parent / "recsys_core"
     offenders = [p.name for p in package.rglob("*.py") if "import streamlit" in p.read_text()]
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", [n for n, c in REGISTRY.items() if c.inner_product])
+def test_inner_product_models_score_with_their_vectors(name, synthetic, synthetic_split, trained):
+    """FAISS searches query_vectors @ item_vectors.T: it must rank exactly as score_all does."""
+    model = trained[0][name]
+    users = torch.tensor([1, 2, 0])
+    history = pad_histories([synthetic_split.train_sequences[u] for u in (1, 2, 3)])
+    with torch.no_grad():
+        scores = model.score_all(users, history)
+        product = model.query_vectors(users, history) @ model.item_vectors().T
+    shift = (scores - product)[:, 1:]
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)

@@ -58,6 +58,9 @@ class Recommender(nn.Module):
     reads_history: ClassVar[bool] = False
     # What the model does for an unknown user who brings a history, when it cannot read one.
     cold_start_fallback: ClassVar[str | None] = None
+    # True when score_all(u, h) == query_vectors(u, h) @ item_vectors().T (up to a per-row
+    # constant), so FAISS inner-product search over item_vectors() returns the model's own top-K.
+    inner_product: ClassVar[bool] = False
 
     def __init__(self, config: object, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -82,6 +85,14 @@ class Recommender(nn.Module):
         ``users`` holds 0 for a user the model has never seen. Column 0 (padding) is ignored.
         """
         raise NotImplementedError
+
+    def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(B, D) vectors whose inner product with :meth:`item_vectors` gives the scores."""
+        raise NotImplementedError(f"{self.name} does not score by an inner product")
+
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items + 1, D) item vectors the model scores with; row 0 is padding."""
+        raise NotImplementedError(f"{self.name} does not score by an inner product")
 
     @property
     def device(self) -> torch.device:

@@ -41,6 +41,7 @@ class BPR(Recommender):
     paper = "Rendle et al., BPR: Bayesian Personalized Ranking from Implicit Feedback, UAI 2009"
     config_class = BPRConfig
     trainable = True
+    inner_product = True
     cold_start_fallback = "unknown user: scored with the mean of the history's item vectors"
 
     def __init__(self, config: BPRConfig, n_users: int, n_items: int) -> None:
@@ -74,13 +75,18 @@ class BPR(Recommender):
         regulariser = self.config.l2 * (p_u.pow(2).sum(-1) + q_i.pow(2).sum(-1) + q_j.pow(2).sum(-1))
         return (-F.logsigmoid(x_uij) + regulariser).mean()
 
-    def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        items = self.item_embedding.weight  # (n+1, D)
+    def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         p_u = self.user_embedding(users)  # (B, D)
         unknown = users == 0
         if unknown.any():
-            p_u = torch.where(unknown[:, None], mean_history_vectors(history, items), p_u)
-        return p_u @ items.T  # (B, n+1)
+            p_u = torch.where(unknown[:, None], mean_history_vectors(history, self.item_vectors()), p_u)
+        return p_u
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_embedding.weight  # (n+1, D)
+
+    def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return self.query_vectors(users, history) @ self.item_vectors().T  # (B, n+1)
 
 
 def sample_negatives(split: Split, users: np.ndarray, rng: np.random.Generator, max_rounds: int = 20) -> np.ndarray:
