@@ -31,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.features import side_features
 from recsys_core.models import REGISTRY, build_model
 from recsys_core.models.base import Recommender
 from recsys_core.paths import artifacts_dir, sha256_file
@@ -187,7 +188,8 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
         )
     try:
         model_config = REGISTRY[model_name].config_class(**config["config"])
-        model = build_model(model_name, config["n_users"], config["n_items"], model_config)
+        features = side_features(dataset) if REGISTRY[model_name].needs_features else None
+        model = build_model(model_name, config["n_users"], config["n_items"], model_config, features)
         model.load_state_dict(load_file(str(weights), device=device))
     except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as error:
         raise ArtifactCorrupted(

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recsys_core.artifacts import save_artifact, training_lock
-from recsys_core.data import load_dataset, temporal_leave_last_out
-from recsys_core.data.features import item_features
+from recsys_core.artifacts import ArtifactError, load_artifact, save_artifact, training_lock
+from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
+from recsys_core.data.features import side_features
 from recsys_core.data.split import PROTOCOL, Split
 from recsys_core.evaluate import evaluate_model
 from recsys_core.models import build_model
@@ -70,7 +70,9 @@ def resolve_device(choice: str = "auto") -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but no CUDA GPU is available")
     if choice == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        # All cores by default; DEEPREC_NUM_THREADS caps it for a machine shared with other jobs,
+        # where oversubscribed torch threads spin-wait and run many times slower.
+        torch.set_num_threads(int(os.environ.get("DEEPREC_NUM_THREADS", 0)) or os.cpu_count() or 1)
     return torch.device(choice)
 
 
@@ -198,14 +200,18 @@ def train_models(
     stop the others. Holds the dataset's training lock throughout."""
     dataset = load_dataset(dataset_name)
     split = temporal_leave_last_out(dataset)
-    genres = item_features(dataset, split.item_popularity).genres
+    features = side_features(dataset, split.item_popularity)
+    genres = features.items.genres
     torch_device = resolve_device(device)
     reports = []
     with training_lock(dataset.name):
         for name in models:
             try:
                 seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
-                model = build_model(name, dataset.n_users, dataset.n_items, **(overrides or {}).get(name, {}))
+                model = build_model(name, dataset.n_users, dataset.n_items, features=features,
+                                    **(overrides or {}).get(name, {}))  # fmt: skip
+                if getattr(model.config, "pretrained", False):
+                    model.initialise_from(**pretrained_models(dataset, model.pretrained_from))
                 result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
                 test = evaluate_model(model, split, "test", genres)
                 valid = evaluate_model(model, split, "valid", genres)
@@ -227,3 +233,11 @@ def train_models(
             except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
                 reports.append(TrainReport(name, False, f"{type(error).__name__}: {error}"))
     return reports
+
+
+def pretrained_models(dataset: Dataset, names: tuple[str, ...]) -> dict[str, Recommender]:
+    """The stored models another one starts from; a clear error when one is not trained yet."""
+    try:
+        return {name: load_artifact(dataset, name).model for name in names}
+    except ArtifactError as error:
+        raise ValueError(f"pre-training needs trained {', '.join(names)} first ({error})") from error

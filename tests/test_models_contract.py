@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recsys_core.artifacts import load_artifact, save_artifact
+from recsys_core.data.features import side_features
 from recsys_core.evaluate import evaluate_model, pad_histories
 from recsys_core.models import REGISTRY, build_model
 from recsys_core.serving import POPULARITY_FALLBACK, Request, recommend
@@ -18,10 +19,15 @@ CONTRACT_EPOCHS = 30
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic, synthetic_split):
+def features(synthetic, synthetic_split):
+    return side_features(synthetic, synthetic_split.item_popularity)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic, synthetic_split, features):
     models, results = {}, {}
     for name in REGISTRY:
-        model = build_model(name, synthetic.n_users, synthetic.n_items)
+        model = build_model(name, synthetic.n_users, synthetic.n_items, features=features)
         results[name] = fit(model, synthetic_split, torch.device("cpu"), max_epochs=CONTRACT_EPOCHS)
         models[name] = model
     return models, results
@@ -41,8 +47,8 @@ def test_interface_and_scores_shape(name, synthetic, trained):
 
 
 @pytest.mark.parametrize("name", [n for n, c in REGISTRY.items() if c.trainable])
-def test_a_few_training_steps_give_finite_loss_and_gradients(name, synthetic, synthetic_split):
-    model = build_model(name, synthetic.n_users, synthetic.n_items)
+def test_a_few_training_steps_give_finite_loss_and_gradients(name, synthetic, synthetic_split, features):
+    model = build_model(name, synthetic.n_users, synthetic.n_items, features=features)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = model.batches(synthetic_split, np.random.default_rng(0))
     for _, batch in zip(range(3), batches, strict=False):

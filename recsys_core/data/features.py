@@ -114,3 +114,19 @@ def context_features(timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weekday (1..7) and hour (1..24) of Unix timestamps, UTC; 0 is kept for unknown."""
     moments = pd.to_datetime(np.asarray(timestamps, dtype=np.int64), unit="s", utc=True)
     return moments.day_of_week.to_numpy() + 1, moments.hour.to_numpy() + 1
+
+
+@dataclass
+class SideFeatures:
+    """What feature-aware models (two-tower, rankers) read; their lookup tables are built from it."""
+
+    users: UserFeatures
+    items: ItemFeatures
+
+
+def side_features(dataset: Dataset, train_popularity: np.ndarray | None = None) -> SideFeatures:
+    """User and item features of ``dataset``. Without training popularity the popularity buckets
+    are unknown (0); a model loaded from an artifact gets its stored tables back anyway."""
+    if train_popularity is None:
+        train_popularity = np.zeros(dataset.n_items + 1)
+    return SideFeatures(user_features(dataset), item_features(dataset, train_popularity))

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from recsys_core.data.features import SideFeatures
 from recsys_core.models.base import Recommender
 from recsys_core.models.bpr import BPR
+from recsys_core.models.cdae import CDAE
 from recsys_core.models.ease import EASE
+from recsys_core.models.gmf import GMF
 from recsys_core.models.itemknn import ItemKNN
+from recsys_core.models.lightgcn import LightGCN
+from recsys_core.models.mlp import MLP
+from recsys_core.models.multvae import MultVAE
+from recsys_core.models.neumf import NeuMF
 from recsys_core.models.pop import Pop
+from recsys_core.models.two_tower import TwoTower
 
 REGISTRY: dict[str, type[Recommender]] = {
     "pop": Pop,
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    "gmf": GMF,
+    "mlp": MLP,
+    "neumf": NeuMF,
+    "lightgcn": LightGCN,
+    "cdae": CDAE,
+    "multvae": MultVAE,
+    "two_tower": TwoTower,
 }
 
 # What `--models all` and the home page train on a fresh machine.
@@ -20,12 +35,25 @@ DEFAULT_ZOO = tuple(REGISTRY)
 
 
 def build_model(
-    name: str, n_users: int, n_items: int, config: object | None = None, **overrides: object
+    name: str,
+    n_users: int,
+    n_items: int,
+    config: object | None = None,
+    features: SideFeatures | None = None,
+    **overrides: object,
 ) -> Recommender:
-    """A fresh, untrained model by registry name, from its config (defaults plus overrides)."""
+    """A fresh, untrained model by registry name, from its config (defaults plus overrides).
+
+    ``features`` (see ``recsys_core.data.features.side_features``) is required by the models
+    that read side features and ignored by the others.
+    """
     if name not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
     cls = REGISTRY[name]
     if config is None:
         config = cls.config_class(**overrides)
-    return cls(config, n_users, n_items)
+    if not cls.needs_features:
+        return cls(config, n_users, n_items)
+    if features is None:
+        raise ValueError(f"{name} reads side features: pass features=side_features(dataset, ...)")
+    return cls(config, n_users, n_items, features)

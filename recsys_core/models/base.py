@@ -61,6 +61,12 @@ class Recommender(nn.Module):
     # True when score_all(u, h) == query_vectors(u, h) @ item_vectors().T (up to a per-row
     # constant), so FAISS inner-product search over item_vectors() returns the model's own top-K.
     inner_product: ClassVar[bool] = False
+    # True for models built with side features (user demographics, item genres and year): their
+    # constructor takes ``features`` and keeps the lookup tables as buffers, saved with the weights.
+    needs_features: ClassVar[bool] = False
+    # Models whose trained weights this one can start from when its config says ``pretrained``
+    # (NeuMF from GMF and MLP); ``initialise_from`` receives them by registry name.
+    pretrained_from: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: object, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -85,6 +91,9 @@ class Recommender(nn.Module):
         ``users`` holds 0 for a user the model has never seen. Column 0 (padding) is ignored.
         """
         raise NotImplementedError
+
+    def initialise_from(self, **trained: Recommender) -> None:
+        raise NotImplementedError(f"{self.name} cannot start from other models")
 
     def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """(B, D) vectors whose inner product with :meth:`item_vectors` gives the scores."""

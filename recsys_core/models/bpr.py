@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys_core.data.sampling import sample_negatives
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
 
@@ -87,18 +88,3 @@ class BPR(Recommender):
 
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         return self.query_vectors(users, history) @ self.item_vectors().T  # (B, n+1)
-
-
-def sample_negatives(split: Split, users: np.ndarray, rng: np.random.Generator, max_rounds: int = 20) -> np.ndarray:
-    """One uniformly drawn item per row that the row's user has not interacted with in training.
-
-    Collisions with the user's training items are redrawn (a few rounds suffice on sparse data).
-    """
-    negatives = rng.integers(1, split.n_items + 1, size=len(users))
-    pending = np.flatnonzero(split.is_train_pair(users, negatives))
-    for _ in range(max_rounds):
-        if not len(pending):
-            break
-        negatives[pending] = rng.integers(1, split.n_items + 1, size=len(pending))
-        pending = pending[split.is_train_pair(users[pending], negatives[pending])]
-    return negatives
