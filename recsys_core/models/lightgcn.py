@@ -33,9 +33,11 @@ class LightGCNConfig(TrainableConfig):
     embedding_dim: int = 64
     n_layers: int = 3  # K
     l2: float = 1e-4  # on the layer-0 embeddings of each batch
-    epochs: int = 300
-    batch_size: int = 2048
-    learning_rate: float = 1e-3
+    epochs: int = 400
+    # Every step propagates the whole graph, so fewer, larger steps train much faster per second;
+    # the larger learning rate keeps the number of epochs about the same (tuned on validation).
+    batch_size: int = 4096
+    learning_rate: float = 5e-3
     patience: int = 20
 
     def __post_init__(self) -> None:

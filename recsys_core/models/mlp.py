@@ -27,13 +27,13 @@ from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_hi
 
 @dataclass
 class MLPConfig(TrainableConfig):
-    embedding_dim: int = 64  # per side; the tower's input is twice this
-    layers: tuple[int, ...] = (128, 64, 32)
+    embedding_dim: int = 32  # per side; the tower's input is twice this
+    layers: tuple[int, ...] = (64, 32, 16)  # the paper's halving tower
     dropout: float = 0.1
     n_negatives: int = 4
     l2: float = 1e-5
     epochs: int = 100
-    batch_size: int = 4096
+    batch_size: int = 1024  # the tower needs more, smaller steps than GMF to start learning
     learning_rate: float = 2e-3
     patience: int = 10
 
@@ -90,5 +90,16 @@ class MLP(Recommender):
         unknown = users == 0
         if unknown.any():
             p_u = torch.where(unknown[:, None], mean_history_vectors(history, items), p_u)
-        batch, n = p_u.shape[0], items.shape[0]
-        return self(p_u[:, None, :].expand(batch, n, -1), items[None, :, :].expand(batch, n, -1))  # (B, n+1)
+        return self.h(score_pairs(self.tower, p_u, items)).squeeze(-1)  # (B, n+1)
+
+
+def score_pairs(tower: nn.Sequential, p_u: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The tower's output for every (user, item) pair, (B, n, width), from (B, D) users and (n, D) items.
+
+    The first layer is linear, so W [p_u ; q_i] = W_u p_u + W_i q_i: each half is computed once
+    rather than once per pair, which makes scoring the whole catalogue several times faster.
+    """
+    first = tower[0]
+    w_u, w_i = first.weight[:, : p_u.shape[1]], first.weight[:, p_u.shape[1] :]
+    pre_activation = (p_u @ w_u.T)[:, None, :] + (q @ w_i.T + first.bias)[None, :, :]  # (B, n, width)
+    return tower[1:](pre_activation)

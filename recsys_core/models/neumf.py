@@ -24,14 +24,14 @@ from recsys_core.data.sampling import pointwise_batches
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
 from recsys_core.models.gmf import GMF
-from recsys_core.models.mlp import MLP, mlp_tower
+from recsys_core.models.mlp import MLP, mlp_tower, score_pairs
 
 
 @dataclass
 class NeuMFConfig(TrainableConfig):
     gmf_dim: int = 64
-    mlp_dim: int = 64
-    layers: tuple[int, ...] = (128, 64, 32)
+    mlp_dim: int = 32
+    layers: tuple[int, ...] = (64, 32, 16)
     dropout: float = 0.1
     n_negatives: int = 4
     l2: float = 1e-5
@@ -106,9 +106,7 @@ class NeuMF(Recommender):
         if unknown.any():
             gmf_u = torch.where(unknown[:, None], mean_history_vectors(history, gmf_items), gmf_u)
             mlp_u = torch.where(unknown[:, None], mean_history_vectors(history, mlp_items), mlp_u)
-        batch, n = users.shape[0], gmf_items.shape[0]
         h_gmf, h_mlp = self.h.weight[0, : self.config.gmf_dim], self.h.weight[0, self.config.gmf_dim :]
         gmf_part = (gmf_u * h_gmf) @ gmf_items.T  # (B, n+1)
-        pairs = torch.cat([mlp_u[:, None, :].expand(batch, n, -1), mlp_items[None].expand(batch, n, -1)], dim=-1)
-        mlp_part = self.tower(pairs) @ h_mlp  # (B, n+1)
+        mlp_part = score_pairs(self.tower, mlp_u, mlp_items) @ h_mlp  # (B, n+1)
         return gmf_part + mlp_part + self.h.bias
