@@ -54,11 +54,11 @@ st.subheader("Leaderboard")
 board = leaderboard(dataset_name)
 if board.empty:
     st.info(
-        "No model is trained on this dataset yet. Train the baselines ("
+        "No model is trained on this dataset yet. Train the default zoo ("
         + ", ".join(DEFAULT_ZOO)
-        + ") now with the quick profile: a minute or two on a laptop CPU."
+        + ") now with the quick profile (at most 15 epochs per model): a few minutes on a laptop CPU."
     )
-    if st.button("Train the baselines", type="primary", key="train_baselines"):
+    if st.button("Train the default zoo", type="primary", key="train_baselines"):
         bar = st.progress(0.0, text="Starting…")
         done: list[str] = []
 

@@ -20,6 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.evaluate import evaluate_model, evaluate_models  # noqa: E402
@@ -66,7 +67,7 @@ def main() -> None:
     lines += ["", f"Whole run (train + evaluate, 4 models): {time.perf_counter() - started:.0f} s.", ""]
     lines += ease_lambda_diagnostic(args.dataset)
     lines.append(MARKER)
-    write_section(ROOT / "docs" / "benchmarks.md", "\n".join(lines))
+    write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -84,20 +85,6 @@ def ease_lambda_diagnostic(dataset_name: str) -> list[str]:
         test = evaluate_model(model, split, "test", accuracy_only=True).ndcg_at_10
         rows.append(f"| {l2:g} | {valid:.4f} | {test:.4f} |")
     return rows
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of the file (between its markers), keeping the others."""
-    header = "# Benchmarks\n\nEvery figure here was produced by a script in bench/.\n"
-    text = path.read_text() if path.exists() else header
-    if MARKER in text:
-        before, _, rest = text.partition(MARKER)
-        _, _, after = rest.partition(MARKER)
-        text = before + section + after
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 if __name__ == "__main__":

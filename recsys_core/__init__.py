@@ -3,7 +3,9 @@
 - ``load_dataset(name_or_csv)`` and ``temporal_leave_last_out(dataset)``: data and the protocol;
 - ``train_models(dataset, models)``: train, evaluate and store;
 - ``evaluate_models(dataset)``: fresh test metrics of stored models; ``leaderboard(dataset)``: stored ones;
-- ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving.
+- ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving;
+- ``load_or_build_index(artifact, IndexParams("hnsw"))``: a FAISS index over an inner-product model's
+  item vectors, passed to ``recommend(..., index=...)`` for approximate retrieval.
 
 Nothing in this package imports streamlit.
 """
@@ -12,17 +14,20 @@ from recsys_core.artifacts import leaderboard, load_artifact
 from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.evaluate import evaluate_model, evaluate_models, paired_test
 from recsys_core.models import REGISTRY
+from recsys_core.retrieval import IndexParams, load_or_build_index
 from recsys_core.serving import Request, parse_request, recommend
 from recsys_core.train import train_models
 
 __all__ = [
     "REGISTRY",
+    "IndexParams",
     "Request",
     "evaluate_model",
     "evaluate_models",
     "leaderboard",
     "load_artifact",
     "load_dataset",
+    "load_or_build_index",
     "paired_test",
     "parse_request",
     "recommend",

@@ -3,6 +3,7 @@
 python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
 python -m recsys_core evaluate --dataset ml-100k --json
 python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
+python -m recsys_core recommend --dataset ml-100k --model bpr --index hnsw < requests.jsonl
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from recsys_core.data.movielens import ChecksumMismatch
 from recsys_core.data.split import PROTOCOL
 from recsys_core.evaluate import ACCURACY_METRICS, evaluate_models
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
+from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
 from recsys_core.serving import RequestError, parse_request, recommend
 from recsys_core.train import Progress, train_models
 
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--dataset", default=DEFAULT_DATASET)
     rec.add_argument("--model", required=True)
     rec.add_argument("--k", type=int, default=10)
+    scored_by_vectors = ", ".join(inner_product_models())
+    rec.add_argument("--index", choices=INDEX_KINDS, default=None,
+                     help=f"answer through a FAISS index ({scored_by_vectors}); default: exact scoring")  # fmt: skip
 
     args = parser.parse_args(argv)
     try:
@@ -123,13 +128,20 @@ def _recommend(args: argparse.Namespace) -> int:
     except ArtifactError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    index = None
+    if args.index:
+        try:
+            index = load_or_build_index(artifact, args.index)
+        except RetrievalError as error:
+            print(f"error: --index {args.index}: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     split = temporal_leave_last_out(dataset)
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
         try:
             request = parse_request(json.loads(line), default_k=args.k)
-            answer = recommend(artifact.model, dataset, split, request)
+            answer = recommend(artifact.model, dataset, split, request, index)
         except json.JSONDecodeError as error:
             print(json.dumps({"error": f"line {number}: not valid JSON ({error.msg})"}), flush=True)
             continue

@@ -16,6 +16,7 @@ from recsys_core.data.dataset import Dataset, normalise_id
 from recsys_core.data.split import Split
 from recsys_core.evaluate import mask_history, pad_histories, top_k
 from recsys_core.models.base import Recommender
+from recsys_core.retrieval import ItemIndex, check_index, top_k_excluding
 
 POPULARITY_FALLBACK = "no known user and no known history items: most popular items"
 MAX_K = 1000
@@ -41,6 +42,7 @@ class Answer:
     model: str
     fallback: str | None
     ignored: list[str] = field(default_factory=list)  # request ids not in the catalogue
+    retrieval: str = "exact"  # exact scoring, or the FAISS index (kind and settings) that answered
 
     def contract(self) -> dict:
         """The JSON-lines answer of SPEC section 8, exactly these keys."""
@@ -77,7 +79,14 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
 
 
 @torch.no_grad()
-def recommend(model: Recommender, dataset: Dataset, split: Split, request: Request) -> Answer:
+def recommend(
+    model: Recommender, dataset: Dataset, split: Split, request: Request, index: ItemIndex | None = None
+) -> Answer:
+    """The model's top-K for the request; with ``index`` (a FAISS index over the model's item
+    vectors, see :mod:`recsys_core.retrieval`) the candidates come from it, with the same exclusions.
+    """
+    if index is not None:
+        check_index(model, index)
     user = dataset.user_index(request.user_id) if request.user_id is not None else 0
     known_history = list(split.input_sequences("test")[user]) if user else []
     history, ignored = list(known_history), []
@@ -90,7 +99,7 @@ def recommend(model: Recommender, dataset: Dataset, split: Split, request: Reque
     excluded = history + [i for i in (dataset.item_index(e) for e in request.exclude) if i]
     ignored += [e for e in request.exclude if dataset.item_index(e) == 0]
 
-    fallback = None
+    fallback, found, retrieval = None, None, "exact"
     if user == 0 and not history and model.name != "pop":
         fallback = POPULARITY_FALLBACK
         scores = torch.as_tensor(split.item_popularity, dtype=torch.float32)[None, :]
@@ -98,16 +107,23 @@ def recommend(model: Recommender, dataset: Dataset, split: Split, request: Reque
         if user == 0 and not model.reads_history:
             fallback = model.cold_start_fallback
         device = model.device
-        scores = model.score_all(torch.tensor([user], device=device), pad_histories([np.array(history)], device))
-        scores = scores.float().cpu()
-    scores = mask_history(scores, pad_histories([np.array(excluded, dtype=np.int64)]))
-    available = int(torch.isfinite(scores).sum())
-    items, values = top_k(scores, min(request.k, available))
+        users, histories = torch.tensor([user], device=device), pad_histories([np.array(history)], device)
+        if index is not None:
+            found = top_k_excluding(model, index, users, histories, set(excluded), request.k)
+            retrieval = index.params.describe() if found is not None else "exact (the index returned too few items)"
+        if found is None:
+            scores = model.score_all(users, histories).float().cpu()
+    if found is None:
+        scores = mask_history(scores, pad_histories([np.array(excluded, dtype=np.int64)]))
+        available = int(torch.isfinite(scores).sum())
+        items, values = top_k(scores, min(request.k, available))
+        found = (items[0].tolist(), values[0].tolist())
     return Answer(
         user_id=request.user_id,
-        items=[str(dataset.item_ids[i]) for i in items[0].tolist()],
-        scores=[round(float(v), 6) for v in values[0].tolist()],
+        items=[str(dataset.item_ids[i]) for i in found[0]],
+        scores=[round(float(v), 6) for v in found[1]],
         model=model.name,
         fallback=fallback,
         ignored=ignored,
+        retrieval=retrieval,
     )
