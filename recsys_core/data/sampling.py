@@ -55,3 +55,27 @@ def pointwise_batches(
             "item": torch.from_numpy(items[rows]),
             "label": torch.from_numpy(labels[rows]),
         }
+
+
+def triplet_batches(split: Split, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of BPR triplets: each training pair (u, i) with a fresh unseen item j."""
+    users = split.train["user"].to_numpy()
+    positives = split.train["item"].to_numpy()
+    negatives = sample_negatives(split, users, rng)
+    order = rng.permutation(len(users))
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        yield {
+            "user": torch.from_numpy(users[index]),
+            "positive": torch.from_numpy(positives[index]),
+            "negative": torch.from_numpy(negatives[index]),
+        }
+
+
+def user_row_batches(split: Split, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of whole training rows (B, n_items + 1), for the auto-encoders, users shuffled."""
+    matrix = split.train_matrix
+    users = rng.permutation(np.flatnonzero(np.diff(matrix.indptr)))  # users with any training item
+    for start in range(0, len(users), batch_size):
+        index = users[start : start + batch_size]
+        yield {"user": torch.from_numpy(index), "row": torch.from_numpy(matrix[index].toarray())}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_core.data.sampling import sample_negatives
+from recsys_core.data.sampling import triplet_batches
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
 
@@ -56,17 +56,7 @@ class BPR(Recommender):
             self.item_embedding.weight[0].zero_()
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
-        users = split.train["user"].to_numpy()
-        positives = split.train["item"].to_numpy()
-        negatives = sample_negatives(split, users, rng)
-        order = rng.permutation(len(users))
-        for start in range(0, len(order), self.config.batch_size):
-            index = order[start : start + self.config.batch_size]
-            yield {
-                "user": torch.from_numpy(users[index]),
-                "positive": torch.from_numpy(positives[index]),
-                "negative": torch.from_numpy(negatives[index]),
-            }
+        return triplet_batches(split, self.config.batch_size, rng)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         p_u = self.user_embedding(batch["user"])  # (B, D)

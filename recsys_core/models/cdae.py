@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys_core.data.sampling import user_row_batches
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, multi_hot
 
@@ -59,16 +60,9 @@ class CDAE(Recommender):
         nn.init.normal_(self.user_node.weight, std=0.01)
         with torch.no_grad():
             self.user_node.weight[0].zero_()
-        self._rows: torch.Tensor | None = None
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
-        if self._rows is None:  # the training matrix, dense: small next to the decoder's weights
-            self._rows = torch.from_numpy(split.train_matrix.toarray())
-        users = np.flatnonzero(np.asarray(split.train_matrix.sum(axis=1)).ravel())
-        order = rng.permutation(users)
-        for start in range(0, len(order), self.config.batch_size):
-            index = torch.from_numpy(order[start : start + self.config.batch_size])
-            yield {"user": index, "row": self._rows[index]}
+        return user_row_batches(split, self.config.batch_size, rng)
 
     def forward(self, users: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Logits over the catalogue, (B, n_items + 1), from (B,) users and (B, n_items + 1) rows."""

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_core.data.sampling import sample_negatives
+from recsys_core.data.sampling import triplet_batches
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
 
@@ -104,17 +104,7 @@ class LightGCN(Recommender):
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
         self.attach_graph(split)
-        users = split.train["user"].to_numpy()
-        positives = split.train["item"].to_numpy()
-        negatives = sample_negatives(split, users, rng)
-        order = rng.permutation(len(users))
-        for start in range(0, len(order), self.config.batch_size):
-            index = order[start : start + self.config.batch_size]
-            yield {
-                "user": torch.from_numpy(users[index]),
-                "positive": torch.from_numpy(positives[index]),
-                "negative": torch.from_numpy(negatives[index]),
-            }
+        return triplet_batches(split, self.config.batch_size, rng)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         users, items = self.propagate()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys_core.data.sampling import user_row_batches
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig, multi_hot
 
@@ -63,15 +64,9 @@ class MultVAE(Recommender):
             nn.Linear(config.latent_dim, config.hidden_dim), nn.Tanh(), nn.Linear(config.hidden_dim, n_items + 1)
         )
         self.updates = 0  # drives the KL annealing; not part of the model
-        self._rows: torch.Tensor | None = None
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
-        if self._rows is None:
-            self._rows = torch.from_numpy(split.train_matrix.toarray())
-        users = np.flatnonzero(np.asarray(split.train_matrix.sum(axis=1)).ravel())
-        order = rng.permutation(users)
-        for start in range(0, len(order), self.config.batch_size):
-            yield {"row": self._rows[torch.from_numpy(order[start : start + self.config.batch_size])]}
+        return user_row_batches(split, self.config.batch_size, rng)
 
     def encode(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.dropout(F.normalize(rows, dim=-1), p=self.config.dropout, training=self.training)
