@@ -210,9 +210,17 @@ def train_models(
                 seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
                 model = build_model(name, dataset.n_users, dataset.n_items, features=features,
                                     **(overrides or {}).get(name, {}))  # fmt: skip
+                notes = []
                 if getattr(model.config, "pretrained", False):
-                    model.initialise_from(**pretrained_models(dataset, model.pretrained_from))
+                    sources = pretrained_models(dataset, model.pretrained_from)
+                    if sources is None:
+                        model.config.pretrained = False  # the stored config says what really happened
+                        notes.append(f"trained from scratch: pre-training needs {', '.join(model.pretrained_from)} "
+                                     "trained first")  # fmt: skip
+                    else:
+                        model.initialise_from(**sources)
                 result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
+                notes += result.notes
                 test = evaluate_model(model, split, "test", genres)
                 valid = evaluate_model(model, split, "valid", genres)
                 info = {
@@ -223,21 +231,21 @@ def train_models(
                     "best_epoch": result.best_epoch,
                     "seed": seed,
                     "profile": "quick" if quick else "full",
-                    "notes": result.notes,
+                    "notes": notes,
                     "family": model.family,
                     "paper": model.paper,
                 }
                 metrics = {"protocol": PROTOCOL, "test": test.summary(), "valid": valid.summary()}
                 save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
-                reports.append(TrainReport(name, True, "; ".join(result.notes), result.seconds, test.ndcg_at_10))
+                reports.append(TrainReport(name, True, "; ".join(notes), result.seconds, test.ndcg_at_10))
             except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
                 reports.append(TrainReport(name, False, f"{type(error).__name__}: {error}"))
     return reports
 
 
-def pretrained_models(dataset: Dataset, names: tuple[str, ...]) -> dict[str, Recommender]:
-    """The stored models another one starts from; a clear error when one is not trained yet."""
+def pretrained_models(dataset: Dataset, names: tuple[str, ...]) -> dict[str, Recommender] | None:
+    """The stored models another one starts from, or None when one of them is not usable."""
     try:
         return {name: load_artifact(dataset, name).model for name in names}
-    except ArtifactError as error:
-        raise ValueError(f"pre-training needs trained {', '.join(names)} first ({error})") from error
+    except ArtifactError:
+        return None

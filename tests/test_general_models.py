@@ -39,12 +39,14 @@ def test_neumf_refuses_pretrained_models_of_another_shape(synthetic):
         build_model("neumf", synthetic.n_users, synthetic.n_items).initialise_from(gmf=gmf, mlp=mlp)
 
 
-def test_neumf_pretraining_without_trained_halves_is_a_clear_failure(synthetic, monkeypatch):
+def test_neumf_without_trained_halves_trains_from_scratch_and_says_so(synthetic, monkeypatch):
     from recsys_core import train
+    from recsys_core.artifacts import load_artifact
 
     monkeypatch.setattr(train, "load_dataset", lambda name: synthetic)
-    [report] = train.train_models("synthetic", ["neumf"], device="cpu", overrides={"neumf": {"pretrained": True}})
-    assert not report.ok and "pre-training needs trained gmf, mlp first" in report.message
+    [report] = train.train_models("synthetic", ["neumf"], device="cpu", overrides={"neumf": {"epochs": 2}})
+    assert report.ok and "trained from scratch: pre-training needs gmf, mlp" in report.message
+    assert load_artifact(synthetic, "neumf").model.config.pretrained is False
 
 
 def test_lightgcn_adjacency_is_symmetric_and_normalised(synthetic_split):

@@ -6,7 +6,7 @@ embeddings (sharing them would force one embedding size on both and limit the fu
     phi_GMF = p_u^G * q_i^G,   phi_MLP = tower([p_u^M ; q_i^M]),
     y_ui = sigmoid(h^T [phi_GMF ; phi_MLP])
 
-Optionally (``pretrained = True``) both halves start from trained ``gmf`` and ``mlp`` models and
+By default (``pretrained = True``) both halves start from trained ``gmf`` and ``mlp`` models and
 the output weights are h = [alpha h_GMF ; (1 - alpha) h_MLP], the paper's pre-training scheme.
 """
 
@@ -35,7 +35,9 @@ class NeuMFConfig(TrainableConfig):
     dropout: float = 0.1
     n_negatives: int = 4
     l2: float = 1e-5
-    pretrained: bool = False  # start from trained gmf and mlp artifacts of the same dataset
+    # Start from the trained gmf and mlp of the same dataset when they exist (the paper's scheme;
+    # on MovieLens-100K it lifts validation NDCG@10 from 0.072 to 0.080, see docs/benchmarks.md).
+    pretrained: bool = True
     alpha: float = 0.5  # weight of the GMF half in the pre-trained output layer
     epochs: int = 100
     batch_size: int = 4096
