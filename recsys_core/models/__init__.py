@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from recsys_core.models.base import Recommender
+from recsys_core.models.bert4rec import BERT4Rec
 from recsys_core.models.bpr import BPR
 from recsys_core.models.ease import EASE
+from recsys_core.models.gru4rec import GRU4Rec
 from recsys_core.models.itemknn import ItemKNN
 from recsys_core.models.pop import Pop
+from recsys_core.models.sasrec import SASRec
 
 REGISTRY: dict[str, type[Recommender]] = {
     "pop": Pop,
     "itemknn": ItemKNN,
     "ease": EASE,
     "bpr": BPR,
+    "gru4rec": GRU4Rec,
+    "sasrec": SASRec,
+    "bert4rec": BERT4Rec,
 }
 
 # What `--models all` and the home page train on a fresh machine.
