@@ -54,3 +54,12 @@ def training_windows(
     index = starts[owner][:, None] + np.where(valid, positions, 0)  # (N, length) index into flat
     windows = np.where(valid, flat[index], 0)
     return windows[rng.permutation(len(windows))]
+
+
+def trim_padding(windows: np.ndarray) -> np.ndarray:
+    """The windows without their leading columns that are padding in every row.
+
+    Positions count back from the most recent item, so this changes the cost, not the result.
+    """
+    filled = np.flatnonzero((windows > 0).any(axis=0))
+    return windows[:, filled[0] :] if len(filled) else windows

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_core.data.sequences import training_windows
+from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.sequential import MultiHeadSelfAttention, SequentialConfig, keep_recent, next_item_loss
@@ -34,9 +34,6 @@ class BERT4RecConfig(SequentialConfig):
     n_heads: int = 2
     mask_ratio: float = 0.2  # the paper's rho: share of items hidden per training sequence
     dropout: float = 0.2
-    epochs: int = 200
-    learning_rate: float = 1e-3
-    patience: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,7 +136,9 @@ class BERT4Rec(Recommender):
         labels = np.where(masked, windows, 0)
         for start in range(0, len(windows), self.config.batch_size):
             rows = slice(start, start + self.config.batch_size)
-            yield {"tokens": torch.from_numpy(tokens[rows]), "labels": torch.from_numpy(labels[rows])}
+            batch_tokens = trim_padding(tokens[rows])  # (B, T)
+            batch_labels = labels[rows, -batch_tokens.shape[1] :]  # (B, T)
+            yield {"tokens": torch.from_numpy(batch_tokens), "labels": torch.from_numpy(batch_labels)}
 
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden, _ = self.encode(batch["tokens"])  # (B, T, D)

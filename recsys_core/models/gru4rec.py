@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from recsys_core.data.sequences import training_windows
+from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.sequential import SequentialConfig, keep_recent, next_item_loss
@@ -31,9 +31,6 @@ from recsys_core.models.sequential import SequentialConfig, keep_recent, next_it
 class GRU4RecConfig(SequentialConfig):
     n_layers: int = 1
     dropout: float = 0.2
-    epochs: int = 200
-    learning_rate: float = 1e-3
-    patience: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,7 +88,7 @@ class GRU4Rec(Recommender):
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
         windows = training_windows(split.train_sequences, self.config.max_len + 1, rng, self.config.windowing)
         for start in range(0, len(windows), self.config.batch_size):
-            window = torch.from_numpy(windows[start : start + self.config.batch_size])  # (B, max_len + 1)
+            window = torch.from_numpy(trim_padding(windows[start : start + self.config.batch_size]))  # (B, T + 1)
             yield {"history": window[:, :-1], "target": window[:, 1:]}
 
     def loss(self, batch: Batch) -> torch.Tensor:
