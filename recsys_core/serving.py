@@ -121,7 +121,7 @@ def truncation_notes(model: Recommender, length: int) -> list[str]:
     """What a model that reads only the most recent items says about a longer history."""
     if model.max_history is None or length <= model.max_history:
         return []
-    return [f"history of {length} items is longer than {model.name}'s max length {model.max_history}: "
+    return [f"history of {length} items is longer than the {model.max_history} that {model.name} reads: "
             f"kept the most recent {model.max_history}"]  # fmt: skip
 
 

@@ -141,7 +141,7 @@ def test_a_long_session_keeps_the_most_recent_items_and_says_so(name, chain, cha
     answer = recommend(model, dataset, split, Request(None, history=session, k=5))
     capacity = model.max_history
     assert answer.notes == [
-        f"history of 20 items is longer than {name}'s max length {capacity}: kept the most recent {capacity}"
+        f"history of 20 items is longer than the {capacity} that {name} reads: kept the most recent {capacity}"
     ]
     recent = recommend(model, dataset, split, Request(None, history=session[-capacity:], k=30))
     assert recent.notes == []

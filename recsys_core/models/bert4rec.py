@@ -34,6 +34,8 @@ class BERT4RecConfig(SequentialConfig):
     n_heads: int = 2
     mask_ratio: float = 0.2  # the paper's rho: share of items hidden per training sequence
     dropout: float = 0.2
+    # Learning from a fifth of the positions, it climbs more slowly and unevenly than SASRec.
+    patience: int = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,7 +46,9 @@ class BERT4RecConfig(SequentialConfig):
 
 
 class BERT4RecBlock(nn.Module):
-    """Bidirectional self-attention, then a GELU feed-forward network 4x as wide, as in BERT."""
+    """Bidirectional self-attention, then a GELU feed-forward network 4x as wide, as in BERT
+    (which, like this block, drops out the attention weights and each sub-layer's output, not the
+    wide hidden layer: there, dropout would cost a third of the training time)."""
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
@@ -52,9 +56,7 @@ class BERT4RecBlock(nn.Module):
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = MultiHeadSelfAttention(dim, config.n_heads, config.dropout)
         self.feed_forward_norm = nn.LayerNorm(dim)
-        self.feed_forward = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(4 * dim, dim)
-        )
+        self.feed_forward = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(

@@ -37,7 +37,7 @@ class SequentialConfig(TrainableConfig):
     batch_size: int = 128  # windows (sequences) per step, not interactions
     epochs: int = 200
     learning_rate: float = 3e-3
-    patience: int = 10
+    patience: int = 7  # validation NDCG@10 over 943 users moves by about 0.005 from epoch to epoch
     # Full-softmax training is matrix products over the catalogue at every position: bf16 makes it
     # about 1.5x faster on CPUs that have it, with the same validation NDCG@10 on ml-100k.
     cpu_bf16: bool = True
