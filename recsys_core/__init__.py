@@ -3,7 +3,8 @@
 - ``load_dataset(name_or_csv)`` and ``temporal_leave_last_out(dataset)``: data and the protocol;
 - ``train_models(dataset, models)``: train, evaluate and store;
 - ``evaluate_models(dataset)``: fresh test metrics of stored models; ``leaderboard(dataset)``: stored ones;
-- ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving.
+- ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving;
+  ``session_attention(model, dataset, history)``: what sasrec and bert4rec attend to in a session.
 
 Nothing in this package imports streamlit.
 """
@@ -12,7 +13,7 @@ from recsys_core.artifacts import leaderboard, load_artifact
 from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.evaluate import evaluate_model, evaluate_models, paired_test
 from recsys_core.models import REGISTRY
-from recsys_core.serving import Request, parse_request, recommend
+from recsys_core.serving import Request, parse_request, recommend, session_attention
 from recsys_core.train import train_models
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "paired_test",
     "parse_request",
     "recommend",
+    "session_attention",
     "temporal_leave_last_out",
     "train_models",
 ]

@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.data import movielens
+from recsys_core.models import DEFAULT_ZOO
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -21,7 +22,7 @@ def fresh_caches(monkeypatch):
 
 
 def test_fresh_machine_offers_training_then_shows_the_leaderboard():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = AppTest.from_file(APP, default_timeout=300).run()
     assert not at.exception
     assert "No model is trained" in at.info[0].value
     assert [m.label for m in at.metric] == ["Users", "Items", "Interactions", "Density"]
@@ -29,7 +30,7 @@ def test_fresh_machine_offers_training_then_shows_the_leaderboard():
     assert not at.exception
     assert not at.error
     board = at.dataframe[0].value
-    assert set(board["model"]) == {"pop", "itemknn", "ease", "bpr"}
+    assert set(board["model"]) == set(DEFAULT_ZOO)
     assert any("Protocol: temporal leave-last-out" in c.value for c in at.caption)
     assert "Best so far" in at.success[0].value
 

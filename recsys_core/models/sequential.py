@@ -18,7 +18,7 @@ from torch import nn
 from recsys_core.data.sequences import WINDOWINGS
 from recsys_core.models.base import TrainableConfig
 
-LOSSES = ("softmax", "sampled_softmax")
+LOSSES = ("softmax", "sampled_softmax", "bce")
 
 
 @dataclass
@@ -30,7 +30,9 @@ class SequentialConfig(TrainableConfig):
     dropout: float = 0.2
     # "softmax": cross-entropy over the whole catalogue (exact, the default at this catalogue size);
     # "sampled_softmax": over the target and n_negatives items drawn uniformly per batch, for
-    # catalogues too large to score in full at every position.
+    # catalogues too large to score in full at every position;
+    # "bce": the SASRec paper's loss, binary cross-entropy of the target against one uniformly
+    # drawn negative per position (kept for comparison: it ranks the full catalogue far worse).
     loss: str = "softmax"
     n_negatives: int = 256
     windowing: str = "sliding"  # how histories longer than max_len are cut (data/sequences.py)
@@ -66,6 +68,13 @@ def next_item_loss(
         logits = hidden @ item_weight[1:].T  # (N, n_items); padding is never a class
         return F.cross_entropy(logits.float(), targets - 1)
     n_items = item_weight.shape[0] - 1
+    if config.loss == "bce":
+        negatives = torch.randint(1, n_items + 1, targets.shape, device=hidden.device)  # (N,)
+        positive = (hidden * item_weight[targets]).sum(-1).float()  # (N,)
+        negative = (hidden * item_weight[negatives]).sum(-1).float()  # (N,)
+        return F.binary_cross_entropy_with_logits(
+            torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)])
+        )
     # One set of negatives for the whole batch keeps it to one matrix product. Uniform sampling
     # makes the logQ correction a constant, so none is needed; a negative that happens to be the
     # row's own target is masked rather than counted against it.
