@@ -86,13 +86,13 @@ def ease_lambda_diagnostic(dataset_name: str) -> list[str]:
     return rows
 
 
-def write_section(path: Path, section: str, marker: str = MARKER) -> None:
+def write_section(path: Path, section: str) -> None:
     """Replace this benchmark's section of the file (between its markers), keeping the others."""
     header = "# Benchmarks\n\nEvery figure here was produced by a script in bench/.\n"
     text = path.read_text() if path.exists() else header
-    if marker in text:
-        before, _, rest = text.partition(marker)
-        _, _, after = rest.partition(marker)
+    if MARKER in text:
+        before, _, rest = text.partition(MARKER)
+        _, _, after = rest.partition(MARKER)
         text = before + section + after
     else:
         text = text.rstrip() + "\n\n" + section + "\n"

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baselines import write_section  # noqa: E402
+from bench.sections import write_section  # noqa: E402
 from recsys_core.artifacts import load_artifact  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
@@ -114,7 +114,7 @@ def main() -> None:
         lines += sasrec_or_bert4rec(split, artifacts, evaluations, ablation_results)
     lines += ablation_rows
     lines += [f"Whole run: {time.perf_counter() - started:.0f} s.", MARKER]
-    write_section(ROOT / "docs" / "benchmarks.md", "\n".join(lines), MARKER)
+    write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
     print("\n".join(lines))
 
 
