@@ -6,6 +6,7 @@
 - ``load_artifact(dataset, model)`` then ``recommend(model, dataset, split, Request(...))``: serving;
 - ``load_or_build_index(artifact, IndexParams("hnsw"))``: a FAISS index over an inner-product model's
   item vectors, passed to ``recommend(..., index=...)`` for approximate retrieval.
+- ``session_attention(model, dataset, history)``: what sasrec and bert4rec attend to in a session.
 
 Nothing in this package imports streamlit.
 """
@@ -15,7 +16,7 @@ from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.evaluate import evaluate_model, evaluate_models, paired_test
 from recsys_core.models import REGISTRY
 from recsys_core.retrieval import IndexParams, load_or_build_index
-from recsys_core.serving import Request, parse_request, recommend
+from recsys_core.serving import Request, parse_request, recommend, session_attention
 from recsys_core.train import train_models
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "paired_test",
     "parse_request",
     "recommend",
+    "session_attention",
     "temporal_leave_last_out",
     "train_models",
 ]

@@ -2,7 +2,8 @@
 
 The same path serves the CLI's JSON-lines contract and the pages. A known user's history is what
 the model could know at test time (train + validation interactions), so the lists shown match the
-evaluation and the held-out test item can still appear in them.
+evaluation and the held-out test item can still appear in them. A request's history is read as
+given, in order and with repeats (sequential models care about both); its items are excluded once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Answer:
     scores: list[float]
     model: str
     fallback: str | None
+    notes: list[str] = field(default_factory=list)  # what was done to the request, e.g. a cut history
     ignored: list[str] = field(default_factory=list)  # request ids not in the catalogue
     retrieval: str = "exact"  # exact scoring, or the FAISS index (kind and settings) that answered
 
@@ -94,8 +96,9 @@ def recommend(
         item = dataset.item_index(external)
         if item == 0:
             ignored.append(external)
-        elif item not in history:
+        else:
             history.append(item)
+    notes = truncation_notes(model, len(history))
     excluded = history + [i for i in (dataset.item_index(e) for e in request.exclude) if i]
     ignored += [e for e in request.exclude if dataset.item_index(e) == 0]
 
@@ -124,6 +127,41 @@ def recommend(
         scores=[round(float(v), 6) for v in found[1]],
         model=model.name,
         fallback=fallback,
+        notes=notes,
         ignored=ignored,
         retrieval=retrieval,
     )
+
+
+def truncation_notes(model: Recommender, length: int) -> list[str]:
+    """What a model that reads only the most recent items says about a longer history."""
+    if model.max_history is None or length <= model.max_history:
+        return []
+    return [f"history of {length} items is longer than the {model.max_history} that {model.name} reads: "
+            f"kept the most recent {model.max_history}"]  # fmt: skip
+
+
+@dataclass
+class SessionAttention:
+    """What a Transformer model (sasrec, bert4rec) attends to when it reads one history."""
+
+    items: list[str]  # the positions read, oldest first: external ids, then "[mask]" for bert4rec
+    weights: np.ndarray  # (n_layers, n_heads, T, T); row t spreads position t's attention over the T
+    notes: list[str]
+    ignored: list[str]  # history ids not in the catalogue, skipped
+
+
+@torch.no_grad()
+def session_attention(model: Recommender, dataset: Dataset, history: list[str]) -> SessionAttention:
+    """Per-layer, per-head attention weights of ``model`` over an ordered history of external ids."""
+    if not hasattr(model, "score_with_attention"):
+        raise RequestError(f"{model.name} has no attention weights to show")
+    items = [dataset.item_index(external) for external in history]
+    ignored = [external for external, item in zip(history, items, strict=True) if item == 0]
+    known = [item for item in items if item]
+    if not known:
+        raise RequestError("the history has no known items, so there is nothing to attend to")
+    kept = known[-model.max_history :]
+    _, weights = model.score_with_attention(pad_histories([np.array(kept)], model.device))
+    labels = [str(dataset.item_ids[i]) for i in kept] + ["[mask]"] * (weights.shape[-1] - len(kept))
+    return SessionAttention(labels, weights[0].float().cpu().numpy(), truncation_notes(model, len(known)), ignored)

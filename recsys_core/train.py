@@ -84,6 +84,14 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (otherwise bf16 is emulated, and slow)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -124,7 +132,7 @@ def fit(
     config = model.config
     epochs = min(config.epochs, max_epochs) if max_epochs else config.epochs
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    autocast = device.type == "cuda"
+    autocast = device.type == "cuda" or (device.type == "cpu" and config.cpu_bf16 and cpu_has_bf16())
     best_state, best_ndcg, stale = None, -1.0, 0
     for epoch in range(1, epochs + 1):
         model.train()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from recsys_core.data.features import SideFeatures
 from recsys_core.models.base import Recommender
+from recsys_core.models.bert4rec import BERT4Rec
 from recsys_core.models.bpr import BPR
 from recsys_core.models.cdae import CDAE
 from recsys_core.models.ease import EASE
 from recsys_core.models.gmf import GMF
+from recsys_core.models.gru4rec import GRU4Rec
 from recsys_core.models.itemknn import ItemKNN
 from recsys_core.models.lightgcn import LightGCN
 from recsys_core.models.mlp import MLP
 from recsys_core.models.multvae import MultVAE
 from recsys_core.models.neumf import NeuMF
 from recsys_core.models.pop import Pop
+from recsys_core.models.sasrec import SASRec
 from recsys_core.models.two_tower import TwoTower
 
 REGISTRY: dict[str, type[Recommender]] = {
@@ -28,6 +31,9 @@ REGISTRY: dict[str, type[Recommender]] = {
     "cdae": CDAE,
     "multvae": MultVAE,
     "two_tower": TwoTower,
+    "gru4rec": GRU4Rec,
+    "sasrec": SASRec,
+    "bert4rec": BERT4Rec,
 }
 
 # What `--models all` and the home page train on a fresh machine.

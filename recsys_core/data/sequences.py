@@ -1,0 +1,65 @@
+"""Training windows over each user's time-ordered training items, for the sequential models.
+
+A sequential model is trained on every position of a sequence at once (the next item after each
+prefix), so one window of ``length`` items yields ``length - 1`` training targets in one pass;
+the prefixes are never materialised one by one. Windows are left-padded with 0 so that the most
+recent item is always in the last column, as in every history the models score.
+
+Users with more items than a window holds are cut into windows in one of two ways:
+
+- ``"sliding"``: consecutive windows from the most recent item backwards, overlapping by one item
+  (the last input of one window is the first item of the next), so each training item is a target
+  exactly once per epoch;
+- ``"crop"``: one window per user per epoch, ending at a random position; every item is a target
+  in some epoch, and an epoch costs one window per user whatever the history length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOWINGS = ("sliding", "crop")
+
+
+def training_windows(
+    sequences: list[np.ndarray], length: int, rng: np.random.Generator, windowing: str = "sliding"
+) -> np.ndarray:
+    """(N, length) int64 windows, left-padded with 0, rows in a random order fixed by ``rng``.
+
+    Sequences with fewer than two items have no next item to learn and give no window.
+    """
+    if windowing not in WINDOWINGS:
+        raise ValueError(f"windowing must be one of {WINDOWINGS}, not {windowing!r}")
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if len(sequences) else np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(sequences) else np.zeros(0, dtype=np.int64)
+    keep = lengths >= 2
+    lengths, starts = lengths[keep], starts[keep]
+
+    if windowing == "sliding":
+        # Window k of a user ends k * (length - 1) items before their last one.
+        per_user = np.maximum(1, -(-(lengths - 1) // (length - 1)))  # ceil((n - 1) / (length - 1))
+        owner = np.repeat(np.arange(len(lengths)), per_user)
+        k = np.arange(per_user.sum()) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+        ends = lengths[owner] - k * (length - 1)  # (N,) exclusive end within the user's sequence
+    else:
+        owner = np.arange(len(lengths))
+        # Any end from the first full window to the last item, uniformly; short users have one.
+        lowest = np.minimum(lengths, length)
+        ends = lowest + (rng.random(len(lengths)) * (lengths - lowest + 1)).astype(np.int64)
+
+    offsets = np.arange(length) - length  # (length,) -length .. -1
+    positions = ends[:, None] + offsets[None, :]  # (N, length) index within the user's sequence
+    valid = positions >= 0
+    index = starts[owner][:, None] + np.where(valid, positions, 0)  # (N, length) index into flat
+    windows = np.where(valid, flat[index], 0)
+    return windows[rng.permutation(len(windows))]
+
+
+def trim_padding(windows: np.ndarray) -> np.ndarray:
+    """The windows without their leading columns that are padding in every row.
+
+    Positions count back from the most recent item, so this changes the cost, not the result.
+    """
+    filled = np.flatnonzero((windows > 0).any(axis=0))
+    return windows[:, filled[0] :] if len(filled) else windows
