@@ -76,8 +76,9 @@ def main() -> None:
         "of each model, epoch chosen on validation NDCG@10.",
         f"Measured by `python bench/sequential.py` on {time.strftime('%Y-%m-%d')}: "
         f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"Python {platform.python_version()}. The machine was shared with other training jobs "
-        f"(load average {load_before:.1f} at the start on {os.cpu_count()} cores), so times are inflated.",
+        f"Python {platform.python_version()}. Other agents' training jobs shared the machine (1-minute load "
+        f"average {load_before:.1f} at the start on {os.cpu_count()} cores, varying during the run), so the "
+        "times are upper bounds.",
         "",
         "| model | NDCG@10 [95% CI] | HR@10 [95% CI] | valid NDCG@10 | best epoch | train s | "
         "score 50 items + attention, ms | reference NDCG@10 / HR@10 |",
