@@ -4,6 +4,9 @@ python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
 python -m recsys_core evaluate --dataset ml-100k --json
 python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
 python -m recsys_core recommend --dataset ml-100k --model bpr --index hnsw < requests.jsonl
+python -m recsys_core recommend --dataset ml-100k --model two_tower+deepfm < requests.jsonl
+python -m recsys_core evaluate --dataset ml-100k --models sasrec,sasrec+dcn
+python -m recsys_core evaluate --dataset ml-100k --protocol ctr --models fm,deepfm
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ import sys
 from tqdm import tqdm
 
 from recsys_core.artifacts import ArtifactError, TrainingLocked, load_artifact
+from recsys_core.ctr import CTR_PROTOCOL, CtrUnavailable, evaluate_ctr
 from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load_dataset, temporal_leave_last_out
 from recsys_core.data.movielens import ChecksumMismatch
 from recsys_core.data.split import PROTOCOL
 from recsys_core.evaluate import ACCURACY_METRICS, evaluate_models
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
+from recsys_core.pipeline import (
+    DEFAULT_CANDIDATES,
+    SEPARATOR,
+    PipelineError,
+    evaluate_pipelines,
+    recommend_pipeline,
+    split_name,
+)
 from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
 from recsys_core.serving import RequestError, parse_request, recommend
 from recsys_core.train import Progress, train_models
@@ -42,10 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--dataset", default=DEFAULT_DATASET)
     evaluate.add_argument("--models", default=None, help="comma-separated; default: every trained model")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--protocol", choices=["topk", "ctr"], default="topk",
+                          help="topk: the one top-K protocol (trained models, RETRIEVER+RANKER pipelines too); "
+                          "ctr: train and score rankers on explicit labels (AUC, LogLoss)")  # fmt: skip
+    evaluate.add_argument("--max-epochs", type=int, default=None, help="ctr protocol: cap training epochs")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
     rec = commands.add_parser("recommend", help="answer JSON-lines requests from stdin")
     rec.add_argument("--dataset", default=DEFAULT_DATASET)
-    rec.add_argument("--model", required=True)
+    rec.add_argument("--model", required=True, help="a trained model, or RETRIEVER+RANKER (e.g. two_tower+deepfm)")
+    rec.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="pipeline: candidates to rank")
     rec.add_argument("--k", type=int, default=10)
     scored_by_vectors = ", ".join(inner_product_models())
     rec.add_argument("--index", choices=INDEX_KINDS, default=None,
@@ -62,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_LOCKED
 
 
-def _model_list(text: str | None) -> list[str]:
+def _model_list(text: str | None, pipelines: bool = False) -> list[str]:
     if text in (None, "", "all"):
         return list(DEFAULT_ZOO)
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in REGISTRY]
+    if pipelines:
+        for name in names:
+            try:
+                split_name(name)
+            except PipelineError as error:
+                raise DatasetUnavailable(str(error)) from error
+    unknown = [n for n in names if n not in REGISTRY and not (pipelines and SEPARATOR in n)]
     if unknown:
         raise DatasetUnavailable(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(REGISTRY)}")
     return names
@@ -104,27 +128,60 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    names = _model_list(args.models) if args.models else None
-    results = evaluate_models(args.dataset, names)
+    if args.protocol == "ctr":
+        return _evaluate_ctr(args)
+    names = _model_list(args.models, pipelines=True) if args.models else None
+    results = evaluate_models(args.dataset, [n for n in names if SEPARATOR not in n] if names else None)
+    results.update(evaluate_pipelines(args.dataset, [n for n in names or [] if SEPARATOR in n]))
     if args.json:
         print(json.dumps({"dataset": args.dataset, "protocol": PROTOCOL, "models": results}, indent=2))
     else:
         print(f"Test metrics on {args.dataset} ({PROTOCOL})")
-        print(f"{'model':<10}" + "".join(f"{m:>10}" for m in ACCURACY_METRICS))
+        width = max([10, *(len(n) + 2 for n in results)])
+        print(f"{'model':<{width}}" + "".join(f"{m:>10}" for m in ACCURACY_METRICS))
         for name, summary in results.items():
             if "error" in summary:
-                print(f"{name:<10}  {summary['error']}")
+                print(f"{name:<{width}}  {summary['error']}")
             else:
-                print(f"{name:<10}" + "".join(f"{summary[m]:>10.4f}" for m in ACCURACY_METRICS))
+                print(f"{name:<{width}}" + "".join(f"{summary[m]:>10.4f}" for m in ACCURACY_METRICS))
         if not results:
             print("no trained models; train some with: python -m recsys_core train --dataset " + args.dataset)
     return 0 if results and all("error" not in s for s in results.values()) else EXIT_FAILED
 
 
+def _evaluate_ctr(args: argparse.Namespace) -> int:
+    names = _model_list(args.models) if args.models else None
+    try:
+        results = evaluate_ctr(args.dataset, names, device=args.device, max_epochs=args.max_epochs)
+    except CtrUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "protocol": CTR_PROTOCOL, "models": results}, indent=2))
+    else:
+        print(f"Test AUC and LogLoss on {args.dataset} ({CTR_PROTOCOL})")
+        print(f"{'model':<12}{'AUC':>10}{'LogLoss':>10}{'epoch':>7}{'seconds':>9}")
+        for name, row in results.items():
+            if "error" in row:
+                print(f"{name:<12}  {row['error']}")
+                continue
+            logloss = f"{row['LogLoss']:>10.4f}" if "LogLoss" in row else f"{'-':>10}"
+            epoch = f"{row['best_epoch']:>7}" if "best_epoch" in row else f"{'-':>7}"
+            seconds = f"{row['seconds']:>9.1f}" if "seconds" in row else f"{'-':>9}"
+            print(f"{name:<12}{row['AUC']:>10.4f}{logloss}{epoch}{seconds}")
+    return 0 if all("error" not in r for r in results.values()) else EXIT_FAILED
+
+
 def _recommend(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     try:
-        artifact = load_artifact(dataset, args.model)
+        retriever_name, ranker_name = split_name(args.model)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        artifact = load_artifact(dataset, retriever_name)
+        ranker = load_artifact(dataset, ranker_name).model if ranker_name else None
     except ArtifactError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -141,7 +198,11 @@ def _recommend(args: argparse.Namespace) -> int:
             continue
         try:
             request = parse_request(json.loads(line), default_k=args.k)
-            answer = recommend(artifact.model, dataset, split, request, index)
+            if ranker is None:
+                answer = recommend(artifact.model, dataset, split, request, index)
+            else:
+                answer = recommend_pipeline(artifact.model, ranker, dataset, split, request, args.candidates,
+                                            index).answer  # fmt: skip
         except json.JSONDecodeError as error:
             print(json.dumps({"error": f"line {number}: not valid JSON ({error.msg})"}), flush=True)
             continue

@@ -44,6 +44,24 @@ def mrr(ranks: np.ndarray, k: int) -> np.ndarray:
     return np.where(ranks < k, 1.0 / (ranks + 1.0), 0.0)
 
 
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a random positive outscores a random negative (ties
+    count half), from the Mann-Whitney rank-sum statistic."""
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs at least one positive and one negative row")
+    ranks = stats.rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits, computed stably (no sigmoid then log)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    logits = np.asarray(logits, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+
+
 def catalogue_coverage(top_items: np.ndarray, n_items: int) -> float:
     """Share of the catalogue that appears in at least one user's list."""
     return len(np.unique(top_items[top_items > 0])) / n_items
@@ -212,14 +230,41 @@ def evaluate_model(
         if not accuracy_only:
             tops.append(top_k(scores, 10)[0].cpu().numpy())
     rank = np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+    top = None if accuracy_only else (np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64))
+    return evaluation_from_ranks(split, stage, users, rank, top, genres)
+
+
+def evaluate_lists(
+    split: Split, stage: str, users: np.ndarray, lists: np.ndarray, genres: np.ndarray | None = None
+) -> Evaluation:
+    """The same metrics for ranked lists (U, N) that stop at N items, such as a two-stage pipeline's.
+
+    A held-out item missing from its user's list counts as ranked after all of it (rank N), so
+    every metric at K <= N equals what the full ranking would give.
+    """
+    targets = split.targets(stage)[users]
+    found = lists == targets[:, None]
+    rank = np.where(found.any(axis=1), found.argmax(axis=1), lists.shape[1])
+    top = lists[:, :10] if lists.shape[1] >= 10 else None
+    return evaluation_from_ranks(split, stage, users, rank, top, genres)
+
+
+def evaluation_from_ranks(
+    split: Split,
+    stage: str,
+    users: np.ndarray,
+    rank: np.ndarray,
+    top: np.ndarray | None,
+    genres: np.ndarray | None = None,
+) -> Evaluation:
+    """Per-user accuracy metrics from 0-based ranks, and beyond-accuracy ones from top-10 lists."""
     per_user = pd.DataFrame({"user": users, "rank": rank})
     for k in KS:
         per_user[f"HR@{k}"] = hit_rate(rank, k)
         per_user[f"NDCG@{k}"] = ndcg(rank, k)
         per_user[f"MRR@{k}"] = mrr(rank, k)
     coverage = float("nan")
-    if not accuracy_only:
-        top = np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64)
+    if top is not None:
         popularity = split.item_popularity
         genres = genres if genres is not None else np.zeros((split.n_items + 1, 1), dtype=np.float32)
         per_user["popularity@10"] = popularity_percentile(top, popularity)

@@ -19,7 +19,7 @@ from recsys_core.evaluate import mask_history, pad_histories, top_k
 from recsys_core.models.base import Recommender
 from recsys_core.retrieval import ItemIndex, check_index, top_k_excluding
 
-POPULARITY_FALLBACK = "no known user and no known history items: most popular items"
+POPULARITY_FALLBACK = "no known history items to read: most popular items"
 MAX_K = 1000
 
 
@@ -80,6 +80,32 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
         raise RequestError(str(error)) from error
 
 
+@dataclass
+class ResolvedRequest:
+    """A request in internal ids: what the model reads and what it must not recommend."""
+
+    user: int  # 0 for a user the dataset does not know
+    history: list[int]  # the known user's train+validation items, then the request's history
+    excluded: list[int]  # the history plus the request's exclude list
+    ignored: list[str]  # request ids not in the catalogue
+    notes: list[str]
+
+
+def resolve_request(model: Recommender, dataset: Dataset, split: Split, request: Request) -> ResolvedRequest:
+    user = dataset.user_index(request.user_id) if request.user_id is not None else 0
+    history = list(split.input_sequences("test")[user]) if user else []
+    ignored = []
+    for external in request.history:
+        item = dataset.item_index(external)
+        if item == 0:
+            ignored.append(external)
+        else:
+            history.append(item)
+    excluded = history + [i for i in (dataset.item_index(e) for e in request.exclude) if i]
+    ignored += [e for e in request.exclude if dataset.item_index(e) == 0]
+    return ResolvedRequest(user, history, excluded, ignored, truncation_notes(model, len(history)))
+
+
 @torch.no_grad()
 def recommend(
     model: Recommender, dataset: Dataset, split: Split, request: Request, index: ItemIndex | None = None
@@ -89,21 +115,13 @@ def recommend(
     """
     if index is not None:
         check_index(model, index)
-    user = dataset.user_index(request.user_id) if request.user_id is not None else 0
-    known_history = list(split.input_sequences("test")[user]) if user else []
-    history, ignored = list(known_history), []
-    for external in request.history:
-        item = dataset.item_index(external)
-        if item == 0:
-            ignored.append(external)
-        else:
-            history.append(item)
-    notes = truncation_notes(model, len(history))
-    excluded = history + [i for i in (dataset.item_index(e) for e in request.exclude) if i]
-    ignored += [e for e in request.exclude if dataset.item_index(e) == 0]
+    resolved = resolve_request(model, dataset, split, request)
+    user, history, excluded = resolved.user, resolved.history, resolved.excluded
 
     fallback, found, retrieval = None, None, "exact"
-    if user == 0 and not history and model.name != "pop":
+    # Without any history there is nothing personal to read, whatever the model: even a known user
+    # with no interactions has an untrained vector (and a sequential model an empty sequence).
+    if not history and model.name != "pop":
         fallback = POPULARITY_FALLBACK
         scores = torch.as_tensor(split.item_popularity, dtype=torch.float32)[None, :]
     else:
@@ -127,8 +145,8 @@ def recommend(
         scores=[round(float(v), 6) for v in found[1]],
         model=model.name,
         fallback=fallback,
-        notes=notes,
-        ignored=ignored,
+        notes=resolved.notes,
+        ignored=resolved.ignored,
         retrieval=retrieval,
     )
 

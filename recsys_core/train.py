@@ -12,7 +12,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +22,10 @@ from recsys_core.artifacts import ArtifactError, load_artifact, save_artifact, t
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
 from recsys_core.data.features import side_features
 from recsys_core.data.split import PROTOCOL, Split
-from recsys_core.evaluate import evaluate_model
+from recsys_core.evaluate import evaluate_lists, evaluate_model
 from recsys_core.models import build_model
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import Batch, Recommender, Validator
+from recsys_core.pipeline import candidate_pool, evaluate_pipeline, rerank_lists, tune_blend
 
 
 @dataclass
@@ -101,22 +102,38 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 def fit(
     model: Recommender,
-    split: Split,
+    split: Split | None,
     device: torch.device | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
     report_every: int = 50,
     max_epochs: int | None = None,
+    batches: Callable[[np.random.Generator], Iterator[Batch]] | None = None,
+    validate: Validator | None = None,
+    validation_label: str = "valid NDCG@10",
 ) -> FitResult:
-    """Train ``model`` on ``split.train``; validation NDCG@10 chooses the epoch (or the setting)."""
+    """Train ``model`` on ``split.train``; validation NDCG@10 chooses the epoch (or the setting).
+
+    Another protocol passes its own ``batches`` (one epoch per call) and ``validate`` (higher is
+    better), as the rankers' explicit-label protocol does with AUC; ``split`` is then not read.
+    """
     device = device or resolve_device()
     rng = seed_everything(seed)
     model.to(device)
     started = time.perf_counter()
     result = FitResult(device=device.type, device_name=device_name(device))
 
-    def validate(candidate: Recommender) -> float:
+    def validate_ndcg(candidate: Recommender) -> float:
+        pool = getattr(candidate, "candidate_pool", None)
+        if pool is not None:
+            # A ranker with a retriever is validated as it serves: reordering that retriever's candidates.
+            users = split.evaluated_users("valid")
+            lists = rerank_lists(candidate, split, "valid", users, pool[users])
+            return evaluate_lists(split, "valid", users, lists).ndcg_at_10
         return evaluate_model(candidate, split, "valid", accuracy_only=True).ndcg_at_10
+
+    validate = validate or validate_ndcg
+    batches = batches or (lambda generator: model.batches(split, generator))
 
     if not model.trainable:
         result.history = model.fit(split, validate)
@@ -138,7 +155,7 @@ def fit(
         model.train()
         epoch_started = time.perf_counter()
         losses = []
-        for step, batch in enumerate(model.batches(split, rng), start=1):
+        for step, batch in enumerate(batches(rng), start=1):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = model.loss(batch)
@@ -155,7 +172,7 @@ def fit(
             break
         valid_ndcg = validate(model)
         result.history.append({
-            "epoch": epoch, "loss": epoch_loss, "valid NDCG@10": valid_ndcg,
+            "epoch": epoch, "loss": epoch_loss, validation_label: valid_ndcg,
             "seconds": time.perf_counter() - epoch_started,
         })  # fmt: skip
         if valid_ndcg > best_ndcg:
@@ -167,7 +184,7 @@ def fit(
             progress(Progress(model.name, epoch, epochs, 0, None, epoch_loss, valid_ndcg, best_ndcg,
                               time.perf_counter() - started))  # fmt: skip
         if stale >= config.patience:
-            result.notes.append(f"early stop at epoch {epoch}: no better validation NDCG@10 for {stale} epochs")
+            result.notes.append(f"early stop at epoch {epoch}: no better {validation_label} for {stale} epochs")
             break
     if best_state is None:
         raise FloatingPointError(f"{model.name} diverged in its first epoch; try a lower learning rate")
@@ -227,8 +244,22 @@ def train_models(
                                      "trained first")  # fmt: skip
                     else:
                         model.initialise_from(**sources)
+                retriever = None
+                if getattr(model.config, "candidates_from", None):
+                    retriever = pretrained_models(dataset, (model.config.candidates_from,))
+                    if retriever is None:
+                        notes.append(f"no hard negatives: {model.config.candidates_from} is not trained, so only "
+                                     "random negatives and full-ranking validation")  # fmt: skip
+                    else:
+                        retriever = retriever[model.config.candidates_from].to(torch_device)
+                        model.use_candidates(candidate_pool(retriever, split, model.config.n_candidates))
                 result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
                 notes += result.notes
+                if retriever is not None:
+                    blend, tried = tune_blend(model, split, model.candidate_pool)
+                    model.retriever_blend.fill_(blend)
+                    notes.append(f"retriever blend {blend:g} (validation NDCG@10 {tried[blend]:.4f}; ranker alone "
+                                 f"{tried[0.0]:.4f})")  # fmt: skip
                 test = evaluate_model(model, split, "test", genres)
                 valid = evaluate_model(model, split, "valid", genres)
                 info = {
@@ -244,6 +275,11 @@ def train_models(
                     "paper": model.paper,
                 }
                 metrics = {"protocol": PROTOCOL, "test": test.summary(), "valid": valid.summary()}
+                if retriever is not None:
+                    # What the ranker is for: reordering its retriever's candidates (the funnel on test).
+                    funnel = evaluate_pipeline(retriever, model, split, "test", model.config.n_candidates, genres)
+                    metrics["pipeline"] = {"retriever": retriever.name, **funnel.summary()}
+                    model.use_candidates(None)
                 save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
                 reports.append(TrainReport(name, True, "; ".join(notes), result.seconds, test.ndcg_at_10))
             except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:

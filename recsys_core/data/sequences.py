@@ -63,3 +63,14 @@ def trim_padding(windows: np.ndarray) -> np.ndarray:
     """
     filled = np.flatnonzero((windows > 0).any(axis=0))
     return windows[:, filled[0] :] if len(filled) else windows
+
+
+def prefix_histories(users: np.ndarray, items: np.ndarray, length: int) -> np.ndarray:
+    """For each interaction, the same user's ``length`` previous items, left-padded with 0: (N, length).
+
+    ``users`` and ``items`` are grouped by user and in time order (as ``Split.train`` is), so each
+    row sees only its user's past, never the interaction itself or anything after it.
+    """
+    starts = np.searchsorted(users, users)  # first row of each row's user
+    positions = np.arange(len(items))[:, None] - length + np.arange(length)[None, :]  # (N, length)
+    return np.where(positions >= starts[:, None], items[positions.clip(min=0)], 0)

@@ -7,7 +7,12 @@ from recsys_core.models.base import Recommender
 from recsys_core.models.bert4rec import BERT4Rec
 from recsys_core.models.bpr import BPR
 from recsys_core.models.cdae import CDAE
+from recsys_core.models.dcn import DCN
+from recsys_core.models.deepfm import DeepFM
+from recsys_core.models.dlrm import DLRM
 from recsys_core.models.ease import EASE
+from recsys_core.models.ffm import FFM
+from recsys_core.models.fm import FM
 from recsys_core.models.gmf import GMF
 from recsys_core.models.gru4rec import GRU4Rec
 from recsys_core.models.itemknn import ItemKNN
@@ -18,6 +23,8 @@ from recsys_core.models.neumf import NeuMF
 from recsys_core.models.pop import Pop
 from recsys_core.models.sasrec import SASRec
 from recsys_core.models.two_tower import TwoTower
+from recsys_core.models.wide_deep import WideDeep
+from recsys_core.models.xdeepfm import XDeepFM
 
 REGISTRY: dict[str, type[Recommender]] = {
     "pop": Pop,
@@ -34,6 +41,13 @@ REGISTRY: dict[str, type[Recommender]] = {
     "gru4rec": GRU4Rec,
     "sasrec": SASRec,
     "bert4rec": BERT4Rec,
+    "fm": FM,
+    "ffm": FFM,
+    "deepfm": DeepFM,
+    "wide_deep": WideDeep,
+    "dcn": DCN,
+    "xdeepfm": XDeepFM,
+    "dlrm": DLRM,
 }
 
 # What `--models all` and the home page train on a fresh machine.

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.data.sequences import prefix_histories
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender, TrainableConfig
 from recsys_core.models.mlp import mlp_tower
@@ -135,11 +136,7 @@ class TwoTower(Recommender):
         """Every training interaction with the user's ``history_len`` previous items, left-padded."""
         users = split.train["user"].to_numpy()
         items = split.train["item"].to_numpy()
-        starts = np.searchsorted(users, users)  # split.train is grouped by user, in time order
-        length = self.config.history_len
-        positions = np.arange(len(items))[:, None] - length + np.arange(length)[None, :]  # (N, L)
-        history = np.where(positions >= starts[:, None], items[positions.clip(min=0)], 0)
-        return users, items, history
+        return users, items, prefix_histories(users, items, self.config.history_len)
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
         if self._examples is None:

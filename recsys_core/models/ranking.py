@@ -1,0 +1,280 @@
+"""What the ranking models share: the feature fields they read and the labelled rows they learn from.
+
+A ranker scores one row at a time: a (user, item, context) triple described by categorical
+*fields*, in the vocabulary of Rendle's factorization machines and of every paper since:
+
+    user, item, age, gender, occupation, year, popularity, weekday, hour, last_item   one code each
+    genres, history_genres                                                            weighted bags
+    recent_items                                                      the mean of the history's items
+
+``history_genres`` is the user's genre affinity (the genre mix of their ``history_len`` most recent
+items), ``recent_items`` those items themselves (so an FM term <v_recent, v_item> is an item-item
+similarity, as in FISM) and ``last_item`` the item consumed just before, so a ranker reads the
+history as well as the ids. Code 0 of every field is "unknown": a new user, an empty history, a request without a
+time of day. The models differ only in how they combine the field embeddings (their ``logit``).
+
+Training rows are the training interactions as positives plus, per positive, ``random_negatives``
+items drawn uniformly and ``hard_negatives`` drawn from a retriever's top candidates for that user
+(never the user's own training items), so the ranker learns to separate exactly the items it will
+be asked to order. A negative shares its positive's user, history and context. Context (weekday,
+hour) is dropped at random so the model also scores requests that come without a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys_core.data.features import SideFeatures, context_features
+from recsys_core.data.sampling import sample_negatives
+from recsys_core.data.sequences import prefix_histories
+from recsys_core.data.split import Split
+from recsys_core.models.base import Batch, Recommender, TrainableConfig
+
+SINGLE_FIELDS = ("user", "item", "age", "gender", "occupation", "year", "popularity", "weekday", "hour", "last_item")
+BAG_FIELDS = ("genres", "history_genres")
+FIELDS = (*SINGLE_FIELDS, *BAG_FIELDS, "recent_items")
+# Bound on rows scored in one forward pass when a user's whole catalogue is scored.
+MAX_ROWS_PER_PASS = 65_536
+
+
+@dataclass
+class RankerConfig(TrainableConfig):
+    embedding_dim: int = 16  # k, per field
+    random_negatives: int = 2  # uniformly drawn unseen items per positive
+    hard_negatives: int = 2  # drawn from the retriever's candidates per positive
+    candidates_from: str = "two_tower"  # the retriever for hard negatives and for validation
+    n_candidates: int = 200
+    history_len: int = 20
+    context_dropout: float = 0.5
+    epochs: int = 30
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if min(self.embedding_dim, self.history_len, self.n_candidates) < 1:
+            raise ValueError("embedding_dim, history_len and n_candidates must be positive")
+        if self.random_negatives < 0 or self.hard_negatives < 0 or self.random_negatives + self.hard_negatives < 1:
+            raise ValueError("a ranker needs at least one negative per positive")
+        if not 0 <= self.context_dropout <= 1:
+            raise ValueError("context_dropout must be in [0, 1]")
+
+
+def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
+    """ReLU layers of the given widths (input first); BatchNorm-free so batch size 1 scores the same."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in itertools.pairwise(sizes):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class FieldInput:
+    """A block of rows: one code per single-valued field and a weight vector per bag field."""
+
+    codes: torch.Tensor  # (N, len(SINGLE_FIELDS)) int64
+    bags: torch.Tensor  # (N, len(BAG_FIELDS), n_genres) float, each row sums to 1 or is all 0
+    recent: torch.Tensor  # (N, L) the most recent history items, left-padded with 0
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+class FieldEmbedding(nn.Module):
+    """Embeds the chosen fields of a row: (N, n_fields, dim), single-valued fields first.
+
+    One table holds every single-valued field (each at its own offset, as in DLRM's and torchrec's
+    embedding collections); a bag field is the weighted sum of its members' embeddings. With
+    ``dim=1`` it gives the first-order weights w_i of a linear model.
+    """
+
+    def __init__(self, cardinalities: dict[str, int], n_genres: int, dim: int, fields: tuple[str, ...] = FIELDS):
+        super().__init__()
+        self.single = [SINGLE_FIELDS.index(f) for f in fields if f in SINGLE_FIELDS]
+        self.bag = [BAG_FIELDS.index(f) for f in fields if f in BAG_FIELDS]
+        sizes = [cardinalities[SINGLE_FIELDS[i]] for i in self.single]
+        self.register_buffer("offsets", torch.tensor(np.cumsum([0, *sizes[:-1]]), dtype=torch.long), persistent=False)
+        self.table = nn.Embedding(int(sum(sizes)), dim)
+        self.bag_tables = nn.Parameter(torch.empty(len(self.bag), n_genres, dim))
+        self.recent = nn.Embedding(cardinalities["item"], dim, padding_idx=0) if "recent_items" in fields else None
+        nn.init.normal_(self.table.weight, std=0.01)
+        nn.init.normal_(self.bag_tables, std=0.01)
+        if self.recent is not None:
+            nn.init.normal_(self.recent.weight, std=0.01)
+            with torch.no_grad():
+                self.recent.weight[0].zero_()
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.single) + len(self.bag) + (self.recent is not None)
+
+    def forward(self, x: FieldInput) -> torch.Tensor:
+        parts = [self.table(x.codes[:, self.single] + self.offsets)]  # (N, Fs, dim)
+        if self.bag:
+            parts.append(torch.einsum("nbg,bgd->nbd", x.bags[:, self.bag], self.bag_tables))  # (N, Fb, dim)
+        if self.recent is not None:
+            count = (x.recent > 0).sum(dim=1, keepdim=True).clamp(min=1)
+            parts.append((self.recent(x.recent).sum(dim=1) / count)[:, None, :])  # (N, 1, dim); padding is 0
+        return torch.cat(parts, dim=1)
+
+
+class Ranker(Recommender):
+    """Base of the feature-interaction rankers; a subclass builds its layers and defines ``logit``."""
+
+    family = "rankers"
+    trainable = True
+    reads_history = True
+    needs_features = True
+
+    def __init__(self, config: RankerConfig, n_users: int, n_items: int, features: SideFeatures) -> None:
+        super().__init__(config, n_users, n_items)
+        users, items = features.users, features.items
+        # Side features travel with the weights, so a loaded ranker needs no feature pipeline.
+        self.register_buffer("age_bucket", torch.from_numpy(users.age_bucket))
+        self.register_buffer("gender", torch.from_numpy(users.gender))
+        self.register_buffer("occupation", torch.from_numpy(users.occupation))
+        self.register_buffer("year_bucket", torch.from_numpy(items.year_bucket))
+        self.register_buffer("popularity_bucket", torch.from_numpy(items.popularity_bucket))
+        self.register_buffer("item_genres", torch.from_numpy(items.genres))  # (n_items + 1, G) multi-hot
+        self.cardinalities = {
+            "user": n_users + 1, "item": n_items + 1, "last_item": n_items + 1, "weekday": 8, "hour": 25,
+            "age": users.vocabularies["age_bucket"], "gender": users.vocabularies["gender"],
+            "occupation": users.vocabularies["occupation"], "year": items.vocabularies["year_bucket"],
+            "popularity": items.vocabularies["popularity_bucket"],
+        }  # fmt: skip
+        self.n_genres = items.genres.shape[1]
+        # Weight of the retriever's order in a pipeline's final score, tuned on validation after
+        # training (see recsys_core.pipeline.tune_blend); 0 means the ranker alone decides.
+        self.register_buffer("retriever_blend", torch.zeros(()))
+        # The retriever's top candidates per user (n_users + 1, N), set for training; never saved.
+        self.candidate_pool: np.ndarray | None = None
+        self._positives: dict[str, np.ndarray] | None = None
+
+    def embedding(self, dim: int, fields: tuple[str, ...] = FIELDS) -> FieldEmbedding:
+        return FieldEmbedding(self.cardinalities, self.n_genres, dim, fields)
+
+    def logit(self, x: FieldInput) -> torch.Tensor:
+        """(N,) logits of the rows."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ rows
+
+    def field_input(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        recent: torch.Tensor,
+        affinity: torch.Tensor,
+        weekday: torch.Tensor | None = None,
+        hour: torch.Tensor | None = None,
+    ) -> FieldInput:
+        """Rows for (N,) users and items, their recent items (N, L) and genre affinities (N, G)."""
+        unknown = torch.zeros_like(users)
+        codes = torch.stack([
+            users, items, self.age_bucket[users], self.gender[users], self.occupation[users],
+            self.year_bucket[items], self.popularity_bucket[items],
+            unknown if weekday is None else weekday, unknown if hour is None else hour, recent[:, -1],
+        ], dim=1)  # fmt: skip
+        bags = torch.stack([normalise_rows(self.item_genres[items]), affinity], dim=1)
+        return FieldInput(codes, bags, recent)
+
+    def genre_affinity(self, history: torch.Tensor) -> torch.Tensor:
+        """(B, G) genre mix of each history's ``history_len`` most recent items (all 0 when empty)."""
+        return normalise_rows(self.item_genres[self.recent(history)].sum(dim=1))  # padding row 0 has no genres
+
+    def recent(self, history: torch.Tensor) -> torch.Tensor:
+        return history[:, -self.config.history_len :]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        history = batch["history"]
+        x = self.field_input(batch["user"], batch["item"], self.recent(history), self.genre_affinity(history),
+                             batch.get("weekday"), batch.get("hour"))  # fmt: skip
+        return self.logit(x)
+
+    # ------------------------------------------------------------------ training
+
+    def use_candidates(self, pool: np.ndarray | None) -> None:
+        """Hard negatives come from ``pool`` (n_users + 1, N): each user's top retriever candidates."""
+        self.candidate_pool = pool
+
+    def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
+        if self._positives is None:
+            users = split.train["user"].to_numpy()
+            items = split.train["item"].to_numpy()
+            weekday, hour = context_features(split.train["timestamp"].to_numpy())
+            self._positives = {"user": users, "item": items, "weekday": weekday, "hour": hour,
+                               "history": prefix_histories(users, items, self.config.history_len)}  # fmt: skip
+        positives = self._positives
+        users, n = positives["user"], len(positives["user"])
+        r = self.config.random_negatives
+        h = self.config.hard_negatives if self.candidate_pool is not None else 0
+        if r + h == 0:
+            r = 1  # no retriever to draw hard negatives from: fall back to random ones
+        # Row j of every block of n rows belongs to positive j: positives, r random blocks, h hard ones.
+        source = np.tile(np.arange(n), 1 + r + h)
+        negative_items = [sample_negatives(split, np.tile(users, r), rng)]
+        if h:
+            pool = self.candidate_pool[np.tile(users, h)]  # (n * h, N)
+            hard = pool[np.arange(len(pool)), rng.integers(0, pool.shape[1], len(pool))]
+            # A user with fewer candidates than N has padding (0) in the pool: use a random item there.
+            missing = hard == 0
+            hard[missing] = sample_negatives(split, np.tile(users, h)[missing], rng)
+            negative_items.append(hard)
+        items = np.concatenate([positives["item"], *negative_items])
+        labels = np.concatenate([np.ones(n), np.zeros(len(items) - n)]).astype(np.float32)
+        keep_context = rng.random(len(items)) >= self.config.context_dropout
+        order = rng.permutation(len(items))
+        for start in range(0, len(order), self.config.batch_size):
+            rows = order[start : start + self.config.batch_size]
+            origin = source[rows]
+            yield {
+                "user": torch.from_numpy(users[origin]),
+                "item": torch.from_numpy(items[rows]),
+                "history": torch.from_numpy(positives["history"][origin]),
+                "weekday": torch.from_numpy(np.where(keep_context[rows], positives["weekday"][origin], 0)),
+                "hour": torch.from_numpy(np.where(keep_context[rows], positives["hour"][origin], 0)),
+                "label": torch.from_numpy(labels[rows]),
+            }
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(self(batch).float(), batch["label"])
+
+    # ------------------------------------------------------------------ serving
+
+    def score_candidates(self, users: torch.Tensor, history: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) of each user's candidate items (B, C); a candidate 0 (padding) gets -inf."""
+        b, c = candidates.shape
+        recent, affinity = self.recent(history), self.genre_affinity(history)  # read the history once per user
+        scores = torch.empty(b, c, device=candidates.device)
+        per_pass = max(1, MAX_ROWS_PER_PASS // max(c, 1))
+        for start in range(0, b, per_pass):
+            part = slice(start, start + per_pass)
+            x = self.field_input(
+                users[part].repeat_interleave(c), candidates[part].reshape(-1),
+                recent[part].repeat_interleave(c, dim=0), affinity[part].repeat_interleave(c, dim=0),
+            )  # fmt: skip
+            scores[part] = self.logit(x).float().reshape(-1, c)
+        return scores.masked_fill(candidates == 0, float("-inf"))
+
+    def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        catalogue = torch.arange(self.n_items + 1, device=users.device).expand(len(users), -1)
+        return self.score_candidates(users, history, catalogue)
+
+
+def normalise_rows(weights: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to sum to 1 (all-zero rows stay 0): a bag's embedding is its members' mean."""
+    return weights / weights.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def pairwise_interactions(v: torch.Tensor) -> torch.Tensor:
+    """sum_{i<j} <v_i, v_j> for (N, F, k) field vectors in O(F k): Rendle's identity
+    0.5 * sum_f [(sum_i v_if)^2 - sum_i v_if^2]."""
+    return 0.5 * (v.sum(dim=1).pow(2) - v.pow(2).sum(dim=1)).sum(dim=1)

@@ -1,0 +1,242 @@
+"""Rankers, the two-stage pipeline, and the labelled-row (AUC/LogLoss) protocols."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import log_loss as sklearn_log_loss
+from sklearn.metrics import roc_auc_score
+
+from recsys_core.ctr import (
+    CtrUnavailable,
+    ctr_split,
+    held_out_rows,
+    popularity_logits,
+    row_logits,
+    scores_of,
+    train_on_rows,
+)
+from recsys_core.data.dataset import build_dataset
+from recsys_core.data.features import side_features
+from recsys_core.evaluate import auc, evaluate_model, log_loss, pad_histories
+from recsys_core.models import REGISTRY, build_model
+from recsys_core.pipeline import (
+    PipelineError,
+    candidate_pool,
+    evaluate_pipeline,
+    recommend_pipeline,
+    retrieve,
+    split_name,
+)
+from recsys_core.retrieval import build_index
+from recsys_core.serving import Request
+from recsys_core.train import fit, train_models
+
+RANKERS = [name for name, cls in REGISTRY.items() if cls.family == "rankers"]
+
+
+@pytest.fixture(scope="module")
+def features(synthetic, synthetic_split):
+    return side_features(synthetic, synthetic_split.item_popularity)
+
+
+@pytest.fixture(scope="module")
+def retriever(synthetic, synthetic_split):
+    model = build_model("ease", synthetic.n_users, synthetic.n_items)
+    fit(model, synthetic_split, torch.device("cpu"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def deepfm(synthetic, synthetic_split, features, retriever):
+    model = build_model("deepfm", synthetic.n_users, synthetic.n_items, features=features, n_candidates=50,
+                        learning_rate=3e-3)  # fmt: skip
+    model.use_candidates(candidate_pool(retriever, synthetic_split, 50))
+    fit(model, synthetic_split, torch.device("cpu"), max_epochs=15)
+    return model
+
+
+def test_every_ranker_is_registered_with_a_paper_and_shares_the_field_layer():
+    assert set(RANKERS) == {"fm", "ffm", "deepfm", "wide_deep", "dcn", "xdeepfm", "dlrm"}
+    for name in RANKERS:
+        assert REGISTRY[name].needs_features and REGISTRY[name].reads_history
+
+
+@pytest.mark.parametrize("name", RANKERS)
+def test_batch_size_one_trains_and_scores_like_a_batch(name, synthetic, synthetic_split, features):
+    model = build_model(name, synthetic.n_users, synthetic.n_items, features=features, batch_size=1)
+    batch = next(model.batches(synthetic_split, np.random.default_rng(0)))
+    assert batch["label"].shape == (1,)
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    histories = pad_histories([np.array([3, 4, 5]), np.array([7])])
+    with torch.no_grad():
+        together = model.score_all(torch.tensor([1, 2]), histories)
+        alone = model.score_all(torch.tensor([2]), histories[1:])
+        one_row = model({"user": torch.tensor([2]), "item": torch.tensor([9]), "history": histories[1:]})
+    assert torch.allclose(together[1:], alone, atol=1e-5)
+    assert one_row.shape == (1,) and torch.isclose(one_row[0], alone[0, 9], atol=1e-5)
+
+
+def test_unknown_categories_use_the_reserved_code(synthetic, features):
+    model = build_model("fm", synthetic.n_users, synthetic.n_items, features=features)
+    x = model.field_input(torch.tensor([0]), torch.tensor([1]), torch.zeros(1, 3, dtype=torch.long),
+                          torch.zeros(1, features.items.genres.shape[1]))  # fmt: skip
+    assert x.codes[0, [0, 2, 3, 4, 7, 8, 9]].tolist() == [0] * 7  # user, demographics, context, last item
+    assert torch.isfinite(model.logit(x)).all()
+
+
+def test_training_rows_mix_random_and_hard_negatives_never_the_users_own_items(synthetic, synthetic_split, features):
+    model = build_model("fm", synthetic.n_users, synthetic.n_items, features=features, random_negatives=1,
+                        hard_negatives=3, batch_size=100_000)  # fmt: skip
+    pool = np.zeros((synthetic.n_users + 1, 5), dtype=np.int64)
+    for user in range(1, synthetic.n_users + 1):
+        unseen = np.setdiff1d(np.arange(1, synthetic.n_items + 1), synthetic_split.train_sequences[user])
+        pool[user] = unseen[:5]
+    model.use_candidates(pool)
+    batch = next(model.batches(synthetic_split, np.random.default_rng(0)))
+    users, items, labels = batch["user"].numpy(), batch["item"].numpy(), batch["label"].numpy()
+    n_positive = len(synthetic_split.train)
+    assert labels.sum() == n_positive and len(labels) == 5 * n_positive
+    negatives = labels == 0
+    assert not synthetic_split.is_train_pair(users[negatives], items[negatives]).any()
+    from_pool = np.array([item in pool[user] for user, item in zip(users[negatives], items[negatives], strict=True)])
+    assert 0.7 < from_pool.mean() < 0.8 + 0.05  # 3 of 4 negatives are hard (random ones rarely hit the pool)
+    # A positive's history is its user's past only: its own item never appears in it.
+    positives = labels == 1
+    history = batch["history"].numpy()[positives]
+    assert not (history == items[positives][:, None]).any()
+
+
+def test_a_ranker_with_hard_negatives_reorders_the_retrievers_candidates_well(deepfm, retriever, synthetic_split):
+    funnel = evaluate_pipeline(retriever, deepfm, synthetic_split, "test", n_candidates=50)
+    assert funnel.candidate_recall > 0.9
+    assert funnel.final.per_user["HR@10"].mean() > 0.6
+    alone = evaluate_model(retriever, synthetic_split, "test", accuracy_only=True)
+    # The retriever-only list of the funnel is the retriever's own full ranking, cut at N.
+    assert np.isclose(funnel.retriever.ndcg_at_10, alone.ndcg_at_10)
+
+
+def test_pipeline_keeps_to_the_candidates_and_never_returns_history(deepfm, retriever, synthetic, synthetic_split):
+    user = synthetic.user_ids[7]
+    known = {synthetic.item_ids[i] for i in synthetic_split.input_sequences("test")[7]}
+    request = Request(user, history=["i1"], exclude=["i2"], k=10)
+    answer = recommend_pipeline(retriever, deepfm, synthetic, synthetic_split, request, n_candidates=30)
+    assert answer.answer.model == "ease+deepfm" and len(answer.answer.items) == 10
+    assert set(answer.answer.items) <= set(answer.candidates) and len(answer.candidates) == 30
+    assert not (set(answer.candidates) & (known | {"i1", "i2"}))
+    assert answer.answer.scores == sorted(answer.answer.scores, reverse=True)
+    assert set(answer.latency_ms) == {"retrieve", "rank", "total"}
+    assert answer.retriever_items == answer.candidates[:10]
+    # A catalogue smaller than N: every available item is a candidate, padding never is.
+    everything = recommend_pipeline(retriever, deepfm, synthetic, synthetic_split, request, n_candidates=10_000)
+    assert "0" not in everything.candidates
+    assert len(everything.candidates) == synthetic.n_items - len(known | {"i1", "i2"})
+    cold = recommend_pipeline(retriever, deepfm, synthetic, synthetic_split, Request("stranger", k=5))
+    assert cold.answer.fallback and len(cold.answer.items) == 5
+
+
+def test_pipeline_through_a_faiss_index_matches_exact_retrieval(synthetic, synthetic_split, features):
+    bpr = build_model("bpr", synthetic.n_users, synthetic.n_items)
+    fit(bpr, synthetic_split, torch.device("cpu"), max_epochs=5)
+    users = torch.arange(1, 21)
+    histories = pad_histories([synthetic_split.input_sequences("test")[u] for u in range(1, 21)])
+    exact = retrieve(bpr, users, histories, 25)
+    flat = retrieve(bpr, users, histories, 25, index=build_index(bpr, "flat"))
+    assert torch.equal(exact, flat)
+    for row, history in zip(exact, histories, strict=True):
+        assert not set(row.tolist()) & (set(history.tolist()) - {0})
+
+
+def test_pipeline_names():
+    assert split_name("two_tower+deepfm") == ("two_tower", "deepfm")
+    assert split_name("sasrec") == ("sasrec", None)
+    for bad in ("deepfm+fm", "two_tower+ease", "two_tower+nope"):
+        with pytest.raises(PipelineError):
+            split_name(bad)
+
+
+def test_auc_and_log_loss_match_sklearn():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    logits = rng.normal(size=500) + labels
+    logits[:50] = 0.0  # ties count half
+    assert np.isclose(auc(labels, logits), roc_auc_score(labels, logits))
+    assert np.isclose(log_loss(labels, logits), sklearn_log_loss(labels, 1 / (1 + np.exp(-logits))))
+    assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75  # hand count: 3 of 4 pairs ordered
+    with pytest.raises(ValueError):
+        auc([1, 1], [0.2, 0.3])
+
+
+def planted_ctr_dataset(n_users: int = 200, n_items: int = 60, per_user: int = 30, seed: int = 0):
+    """Ratings >= 4 exactly when the user's gender matches the item's genre: a planted label that
+    popularity cannot see (every item is liked by half the users)."""
+    rng = np.random.default_rng(seed)
+    genders = rng.choice(["F", "M"], n_users)
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_items, per_user, replace=False):
+            liked = (genders[u] == "F") == (i % 2 == 0)
+            rows.append((f"u{u}", f"i{i}", 5.0 if liked else 2.0, 1_600_000_000 + len(rows) * 600))
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
+                          "genres": ["Even" if i % 2 == 0 else "Odd" for i in range(n_items)],
+                          "year": [1990] * n_items})  # fmt: skip
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)], "age": 30, "gender": genders,
+                          "occupation": "other"})  # fmt: skip
+    return build_dataset("planted-ctr", ratings, items, users, source="test")
+
+
+def test_explicit_label_protocol_finds_a_planted_label_popularity_cannot():
+    dataset = planted_ctr_dataset()
+    split = ctr_split(dataset)
+    n = len(dataset.interactions)
+    assert [len(split.train["label"]), len(split.valid["label"]), len(split.test["label"])] == [
+        round(0.8 * n), round(0.1 * n), n - round(0.8 * n) - round(0.1 * n)]  # fmt: skip
+    model, info = train_on_rows("fm", dataset, split, torch.device("cpu"), max_epochs=15, learning_rate=1e-2)
+    labels = split.test["label"]
+    ours = scores_of(labels, row_logits(model, split.test))
+    floor = scores_of(labels, popularity_logits(split.test, split.popularity), calibrated=False)
+    assert ours["AUC"] > 0.95 and ours["LogLoss"] < 0.4
+    assert floor["AUC"] < 0.65
+    assert info["history"][0].keys() >= {"epoch", "loss", "valid AUC"}
+
+
+def test_explicit_label_protocol_needs_graded_ratings():
+    dataset = planted_ctr_dataset()
+    dataset.interactions["rating"] = 1.0
+    with pytest.raises(CtrUnavailable, match="no graded ratings"):
+        ctr_split(dataset)
+
+
+def test_held_out_rows_are_one_positive_and_unseen_negatives_per_user(synthetic_split):
+    rows = held_out_rows(synthetic_split, "valid", n_negatives=5)
+    users = synthetic_split.evaluated_users("valid")
+    assert len(rows["label"]) == 6 * len(users) and rows["label"].sum() == len(users)
+    negatives = rows["label"] == 0
+    assert not synthetic_split.is_train_pair(rows["user"][negatives], rows["item"][negatives]).any()
+
+
+def test_cli_pipeline_recommend_and_evaluate(synthetic, tmp_path, monkeypatch):
+    reports = train_models("synthetic", ["ease", "fm"], quick=True, overrides={"fm": {"candidates_from": "ease"}})
+    assert all(r.ok for r in reports), [r.message for r in reports]
+    requests = '{"user_id": "u3", "k": 4}\n{"history": ["i5", "i6"], "k": 3}\nnot json\n'
+    run = subprocess.run([sys.executable, "-m", "recsys_core", "recommend", "--dataset", "synthetic", "--model",
+                          "ease+fm", "--candidates", "20"], input=requests, capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [len(line.get("items", [])) for line in lines] == [4, 3, 0]
+    assert lines[0]["model"] == "ease+fm" and "line 3" in lines[2]["error"]
+    run = subprocess.run([sys.executable, "-m", "recsys_core", "evaluate", "--dataset", "synthetic", "--models",
+                          "ease,ease+fm", "--json"], capture_output=True, text=True, check=True)  # fmt: skip
+    models = json.loads(run.stdout)["models"]
+    assert set(models) == {"ease", "ease+fm"} and "recall@120" in models["ease+fm"]  # N is capped by the catalogue
+    bad = subprocess.run([sys.executable, "-m", "recsys_core", "recommend", "--dataset", "synthetic", "--model",
+                          "fm+ease"], input="", capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "ranker" in bad.stderr
