@@ -27,6 +27,7 @@ class DCNConfig(RankerConfig):
     cross_layers: int = 3
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2
+    learning_rate: float = 2e-3  # cross layers start near the identity and learn slowly at 1e-3
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -41,7 +41,7 @@ SINGLE_FIELDS = ("user", "item", "age", "gender", "occupation", "year", "popular
 BAG_FIELDS = ("genres", "history_genres")
 FIELDS = (*SINGLE_FIELDS, *BAG_FIELDS, "recent_items")
 # Bound on rows scored in one forward pass when a user's whole catalogue is scored.
-MAX_ROWS_PER_PASS = 65_536
+MAX_ROWS_PER_PASS = 16_384
 
 
 @dataclass
@@ -49,7 +49,7 @@ class RankerConfig(TrainableConfig):
     embedding_dim: int = 16  # k, per field
     random_negatives: int = 2  # uniformly drawn unseen items per positive
     hard_negatives: int = 2  # drawn from the retriever's candidates per positive
-    candidates_from: str = "two_tower"  # the retriever for hard negatives and for validation
+    candidates_from: str = "sasrec"  # the retriever for hard negatives and validation (the best one on ml-100k)
     n_candidates: int = 200
     history_len: int = 20
     context_dropout: float = 0.5

@@ -30,6 +30,10 @@ class WideDeepConfig(RankerConfig):
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2
     cross_buckets: int = 2**18
+    # The wide part's many near-zero weights leave validation flat for the first epochs: learn
+    # faster and wait longer before stopping (on planted data: HR@10 0.30 -> 0.92).
+    learning_rate: float = 3e-3
+    patience: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
