@@ -52,7 +52,7 @@ def test_recommend_answers_good_lines_and_one_error_per_bad_line(trained_store, 
     assert not ({"i3", "i4"} & set(lines[2]["items"]))
     assert "line 4: k must be an integer" in lines[3]["error"]
     assert "line 5:" in lines[4]["error"] and "string or an integer" in lines[4]["error"]
-    assert lines[5]["fallback"].startswith("no known user") and len(lines[5]["items"]) == 10
+    assert lines[5]["fallback"].startswith("no known history") and len(lines[5]["items"]) == 10
     assert "line 7: a request must be a JSON object" in lines[6]["error"]
     assert "line 8: history must be a list" in lines[7]["error"]
     assert len(lines[8]["items"]) == 2 and "no-such-item" in result.stderr
