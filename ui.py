@@ -1,10 +1,24 @@
-"""Small cached helpers shared by the pages (no model or metric code lives here)."""
+"""Small cached helpers shared by the pages (no model or metric code lives here).
+
+Loaded models, splits and reason vectors are cached with ``st.cache_resource`` keyed on the
+dataset name and the artifact's version (its weights' hash), so a widget change never reloads
+anything and a retrained model is picked up on the next rerun without a restart.
+"""
 
 from __future__ import annotations
 
+import os
+
+import pandas as pd
 import streamlit as st
 
-from recsys_core.data import Dataset, load_dataset
+from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_manifest
+from recsys_core.data import DATASETS, DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, load_dataset, stats
+from recsys_core.data import temporal_leave_last_out as _split
+from recsys_core.explain import ReasonVectors, reason_vectors
+from recsys_core.models import REGISTRY
+
+HOME_HINT = "train it on the home page (DeepRec Lab), or with `python -m recsys_core train`"
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
@@ -12,5 +26,85 @@ def cached_dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
+@st.cache_resource(show_spinner=False)
+def cached_split(name: str) -> Split:
+    return _split(cached_dataset(name))
+
+
+@st.cache_resource(show_spinner="Loading a model…", max_entries=64)
+def cached_artifact(dataset_name: str, model_name: str, version: str) -> Artifact:
+    """``version`` is the manifest's weights hash: a retrained model is a new cache entry."""
+    return load_artifact(cached_dataset(dataset_name), model_name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_reason_vectors(dataset_name: str, model_name: str, version: str) -> ReasonVectors:
+    return reason_vectors(cached_artifact(dataset_name, model_name, version).model, cached_split(dataset_name))
+
+
+@st.cache_data(show_spinner=False)
+def cached_user_activity(name: str) -> pd.DataFrame:
+    return stats.user_activity(cached_dataset(name))
+
+
 def dataset_error_message(error: Exception) -> str:
     return f"The dataset is not available. {error}"
+
+
+def select_dataset() -> Dataset:
+    """The sidebar's dataset selector (shared by every page; DEEPREC_DATASET sets the default) and
+    the loaded dataset. When it cannot be loaded the page explains and stops."""
+    names = list(DATASETS)
+    if "dataset" not in st.session_state:  # a page switch drops widget state: restore the choice
+        default = os.environ.get("DEEPREC_DATASET", DEFAULT_DATASET)
+        st.session_state["dataset"] = st.session_state.get("chosen_dataset", default if default in names else names[0])
+    name = st.sidebar.selectbox("Dataset", names, key="dataset")
+    st.session_state["chosen_dataset"] = name
+    try:
+        return cached_dataset(name)
+    except DatasetUnavailable as error:
+        st.error(dataset_error_message(error))
+        st.info("The synthetic dataset needs no download: choose **synthetic** in the sidebar to use the lab now.")
+        st.stop()
+
+
+def trained_versions(dataset_name: str) -> dict[str, str]:
+    """``{model: version}`` of every trained model, in registry order (unknown names last)."""
+    models = read_manifest(dataset_name)["models"]
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    names = sorted(models, key=lambda n: (order.get(n, len(order)), n))
+    return {name: models[name].get("version", "") for name in names}
+
+
+def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dict[str, Artifact], dict[str, str]]:
+    """Loaded artifacts of the trained models (all, or ``names``), and a message per model that
+    could not be loaded, so a broken model is reported in its own place while the others render."""
+    versions = trained_versions(dataset_name)
+    loaded, problems = {}, {}
+    for name in names if names is not None else versions:
+        if name not in versions:
+            problems[name] = f"{name} is not trained on {dataset_name} yet: {HOME_HINT}."
+            continue
+        try:
+            loaded[name] = cached_artifact(dataset_name, name, versions[name])
+        except ArtifactError as error:
+            problems[name] = str(error)
+    return loaded, problems
+
+
+def family_of(name: str) -> str:
+    cls = REGISTRY.get(name)
+    return getattr(cls, "family", "unknown") if cls else "unknown"
+
+
+def require_models(dataset_name: str, what: str) -> dict[str, str]:
+    """The trained models' versions; when there are none, a short explanation and a way forward."""
+    versions = trained_versions(dataset_name)
+    if not versions:
+        st.info(
+            f"No model is trained on **{dataset_name}** yet, so there is nothing to {what}. "
+            "Start training on the home page (**DeepRec Lab** in the sidebar): models appear here as they land."
+        )
+        st.page_link("app.py", label="Go to the home page", icon="🏠")
+        st.stop()
+    return versions

@@ -13,7 +13,7 @@ import torch
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.split import Split
 from recsys_core.models.base import Recommender
-from recsys_core.serving import Answer, Request, recommend
+from recsys_core.serving import Answer, Request, recommend, session_attention
 
 # --------------------------------------------------------------------------- overlap between lists
 
@@ -146,11 +146,22 @@ def final_attention(weights: np.ndarray, n_history: int) -> np.ndarray:
     return last[:n_history] if weights.shape[-1] > n_history else last
 
 
-def reason_text(dataset: Dataset, reasons: list[int], source: str) -> str:
-    """ "because you watched A and B (by ...)", or a plain note when there is no evidence."""
-    if not reasons:
-        return "no close item in the history"
-    return "because you watched " + " and ".join(dataset.titles(reasons)) + f" ({source})"
+def explain_items(
+    model: Recommender, vectors: ReasonVectors, dataset: Dataset, history: list[int], items: list[str], n: int = 2
+) -> tuple[list[str], str]:
+    """A short reason per recommended item (external ids): the titles of its nearest history
+    items, and what "nearest" was measured with. Models with attention weigh each history item by
+    the attention the predicting position gives it."""
+    weights, source = None, vectors.source
+    known = [i for i in history if i]
+    if hasattr(model, "score_with_attention") and known:
+        view = session_attention(model, dataset, [str(dataset.item_ids[i]) for i in known])
+        kept = len(view.items) - view.items.count("[mask]")
+        weights = final_attention(view.weights, kept)
+        source = f"{model.name}'s attention to the history, times similarity of its item vectors"
+    recommended = [dataset.item_index(i) for i in items]
+    reasons = because_you_watched(vectors, known, recommended, n, weights)
+    return [" · ".join(dataset.titles(r)) if r else "—" for r in reasons], source
 
 
 # --------------------------------------------------------------------------- what-if

@@ -1,0 +1,189 @@
+"""Overview: the dataset's statistics, the leaderboard with its protocol and CIs, training curves, model cards."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from recsys_core.artifacts import ArtifactError, leaderboard, read_record
+from recsys_core.data import PROTOCOL
+from recsys_core.data import stats as data_stats
+from ui import HOME_HINT, family_of, select_dataset, trained_versions
+
+st.set_page_config(page_title="Overview · DeepRec Lab", page_icon="📊", layout="wide")
+st.title("Overview")
+dataset = select_dataset()
+name = dataset.name
+
+
+@st.cache_data(show_spinner=False)
+def dataset_charts(name: str, fingerprint: str) -> dict[str, pd.DataFrame]:
+    return {
+        "users": data_stats.long_tail(dataset, "user"),
+        "items": data_stats.long_tail(dataset, "item"),
+        "genres": data_stats.genre_counts(dataset),
+        "time": data_stats.interactions_over_time(dataset),
+        "ratings": data_stats.rating_counts(dataset),
+    }
+
+
+charts = dataset_charts(name, dataset.fingerprint)
+st.header(f"The data: {name}")
+summary = dataset.summary()
+st.caption(
+    f"{summary['users']:,} users, {summary['items']:,} items, {summary['interactions']:,} interactions "
+    f"(density {summary['density']:.2%}). Source: {summary['source']}"
+)
+activity, popularity = st.columns(2)
+activity.plotly_chart(
+    px.line(
+        charts["users"],
+        x="rank",
+        y="interactions",
+        log_y=True,
+        title="User activity: interactions per user, most active first",
+    ),
+    width="stretch",
+)
+popularity.plotly_chart(
+    px.line(
+        charts["items"],
+        x="rank",
+        y="interactions",
+        log_y=True,
+        title="Item popularity long tail: interactions per item",
+    ),
+    width="stretch",
+)
+share = charts["items"]
+head = int((share["cumulative share"] < 0.5).sum()) + 1
+st.caption(
+    f"The {head:,} most popular items ({head / max(len(share), 1):.0%} of the catalogue) account for half "
+    "of all interactions."
+)
+genres, time = st.columns(2)
+if charts["genres"].empty:
+    genres.info("This dataset has no genres.")
+else:
+    genres.plotly_chart(
+        px.bar(charts["genres"], x="genre", y="interactions", hover_data=["items"], title="Interactions per genre"),
+        width="stretch",
+    )
+over_time = px.bar(
+    charts["time"], x="period", y="interactions", hover_data=["mean rating"], title="Interactions per month"
+)
+time.plotly_chart(over_time, width="stretch")
+st.plotly_chart(
+    px.bar(charts["ratings"], x="rating", y="interactions", title="Ratings (all read as implicit interactions)"),
+    width="stretch",
+)
+
+st.header("Leaderboard")
+board = leaderboard(name)
+versions = trained_versions(name)
+if board.empty:
+    st.info(f"No model is trained on {name} yet: {HOME_HINT}.")
+    st.page_link("app.py", label="Go to the home page", icon="🏠")
+    st.stop()
+st.caption(f"Test metrics. Protocol: {PROTOCOL}. Intervals: 95% confidence over users.")
+metric_format = st.column_config.NumberColumn(format="%.4f")
+st.dataframe(
+    board,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        **{c: metric_format for c in ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")},
+        "coverage@10": st.column_config.NumberColumn(format="%.3f"),
+        "train seconds": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
+
+records, problems = {}, {}
+for model in versions:
+    try:
+        records[model] = read_record(name, model)
+    except ArtifactError as error:
+        problems[model] = str(error)
+for model, problem in problems.items():
+    st.warning(f"{model}: {problem}")
+
+intervals = pd.DataFrame(
+    [
+        {
+            "model": m,
+            "NDCG@10": r["metrics"]["test"]["NDCG@10"],
+            "low": r["metrics"]["test"]["NDCG@10 CI"][0],
+            "high": r["metrics"]["test"]["NDCG@10 CI"][1],
+            "family": r["info"].get("family", family_of(m)),
+        }
+        for m, r in records.items()
+        if "NDCG@10 CI" in r["metrics"].get("test", {})
+    ]
+)
+if not intervals.empty:
+    intervals = intervals.sort_values("NDCG@10")
+    figure = px.scatter(
+        intervals,
+        x="NDCG@10",
+        y="model",
+        color="family",
+        error_x=intervals["high"] - intervals["NDCG@10"],
+        error_x_minus=intervals["NDCG@10"] - intervals["low"],
+        title="Test NDCG@10 with 95% confidence intervals",
+    )
+    st.plotly_chart(figure, width="stretch")
+    st.caption(f"Protocol: {PROTOCOL}. Overlapping intervals are not a test: see the paired tests in the README.")
+
+st.header("Training curves")
+curves = pd.DataFrame(
+    [
+        {"model": m, "epoch": row["epoch"], "loss": row.get("loss"), "valid NDCG@10": row.get("valid NDCG@10")}
+        for m, r in records.items()
+        for row in r["history"]
+        if isinstance(row, dict) and "epoch" in row
+    ]
+)
+if curves.empty:
+    st.info("No model trained by gradient descent yet (closed-form models have a tuning grid instead: see the cards).")
+else:
+    left, right = st.columns(2)
+    left.plotly_chart(
+        px.line(
+            curves,
+            x="epoch",
+            y="valid NDCG@10",
+            color="model",
+            title="Validation NDCG@10 per epoch (early stopping keeps the best)",
+        ),
+        width="stretch",
+    )
+    right.plotly_chart(
+        px.line(curves, x="epoch", y="loss", color="model", log_y=True, title="Training loss per epoch"),
+        width="stretch",
+    )
+
+st.header("Model cards")
+for model, record in records.items():
+    info, config = record["info"], record["config"].get("config", {})
+    test = record["metrics"].get("test", {})
+    with st.expander(f"{model} · {info.get('family', family_of(model))}", expanded=False):
+        st.markdown(f"**Paper:** {info.get('paper', 'n/a')}")
+        cells = st.columns(5)
+        cells[0].metric("Parameters", f"{info.get('parameters', 0):,}")
+        cells[1].metric("Training time", f"{info.get('seconds', 0):.1f} s")
+        cells[2].metric("Device", str(info.get("device_name", info.get("device", "?"))))
+        cells[3].metric("Best epoch", str(info.get("best_epoch", "–")))
+        cells[4].metric("Test NDCG@10", f"{test.get('NDCG@10', float('nan')):.4f}")
+        st.caption(
+            f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; seed "
+            f"{info.get('seed', '?')}. Protocol: {PROTOCOL}."
+        )
+        for note in info.get("notes", []):
+            st.caption(f"Note: {note}")
+        st.dataframe(
+            pd.DataFrame({"setting": list(config), "value": [str(v) for v in config.values()]}), hide_index=True
+        )
+        if record["history"] and "epoch" not in record["history"][0]:
+            st.caption("Tuning grid on validation (the best setting is kept):")
+            st.dataframe(pd.DataFrame(record["history"]), hide_index=True)
