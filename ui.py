@@ -97,6 +97,11 @@ def family_of(name: str) -> str:
     return getattr(cls, "family", "unknown") if cls else "unknown"
 
 
+def reads_history(name: str) -> bool:
+    """Whether a registered model answers from a history alone (sequential and history-aware models)."""
+    return bool(getattr(REGISTRY.get(name), "reads_history", False))
+
+
 def require_models(dataset_name: str, what: str) -> dict[str, str]:
     """The trained models' versions; when there are none, a short explanation and a way forward."""
     versions = trained_versions(dataset_name)
