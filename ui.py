@@ -51,15 +51,21 @@ def dataset_error_message(error: Exception) -> str:
     return f"The dataset is not available. {error}"
 
 
+def _remember_dataset() -> None:
+    st.session_state["chosen_dataset"] = st.session_state["dataset"]
+
+
 def select_dataset() -> Dataset:
     """The sidebar's dataset selector (shared by every page; DEEPREC_DATASET sets the default) and
     the loaded dataset. When it cannot be loaded the page explains and stops."""
     names = list(DATASETS)
-    if "dataset" not in st.session_state:  # a page switch drops widget state: restore the choice
+    # Widget state does not survive a page switch (each page's selectbox is a new widget), so the
+    # choice lives under its own key and is handed to the widget on every page.
+    if st.session_state.get("chosen_dataset") not in names:
         default = os.environ.get("DEEPREC_DATASET", DEFAULT_DATASET)
-        st.session_state["dataset"] = st.session_state.get("chosen_dataset", default if default in names else names[0])
-    name = st.sidebar.selectbox("Dataset", names, key="dataset")
-    st.session_state["chosen_dataset"] = name
+        st.session_state["chosen_dataset"] = default if default in names else names[0]
+    st.session_state["dataset"] = st.session_state["chosen_dataset"]
+    name = st.sidebar.selectbox("Dataset", names, key="dataset", on_change=_remember_dataset)
     try:
         return cached_dataset(name)
     except DatasetUnavailable as error:

@@ -73,7 +73,7 @@ st.markdown(
 )
 st.selectbox(
     "Add a title",
-    dataset.items.index.to_numpy(),
+    dataset.items.sort_values("title", kind="stable").index.to_numpy(),
     index=None,
     key="add_item",
     on_change=add_item,

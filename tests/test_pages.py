@@ -1,0 +1,149 @@
+"""AppTest of every view: with trained models, with none, and with one broken model."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from conftest import PAGE_MODELS
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.data import PROTOCOL
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def trained(trained_synthetic_store, monkeypatch):
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(trained_synthetic_store))
+    return trained_synthetic_store
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def add_title(at: AppTest, title: str) -> None:
+    box = at.selectbox(key="add_item")
+    box.select_index(box.options.index(title)).run()
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_explains_when_nothing_is_trained(page):
+    at = open_page(page)
+    assert not at.error
+    messages = " ".join(i.value for i in at.info)
+    assert "No model is trained" in messages and "home page" in messages
+
+
+def test_overview_shows_data_leaderboard_curves_and_cards(trained):
+    at = open_page("pages/1_Overview.py")
+    assert [h.value for h in at.header] == ["The data: synthetic", "Leaderboard", "Training curves", "Model cards"]
+    assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
+    assert any(PROTOCOL in c.value for c in at.caption)
+    titles = [f["layout"]["title"]["text"] for f in figures(at)]
+    for expected in ("User activity", "Item popularity", "per genre", "per month", "95% confidence", "Validation NDCG"):
+        assert any(expected in t for t in titles), expected
+    assert len(at.expander) == len(PAGE_MODELS)
+    assert any(m.label == "Parameters" for m in at.metric)
+
+
+def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trained):
+    at = open_page("pages/2_User_Explorer.py")
+    tables = at.dataframe[1:]
+    assert len(tables) == len(PAGE_MODELS)
+    for table in tables:
+        frame = table.value
+        assert len(frame) == 10 and {"title", "score", "because you watched"} <= set(frame.columns)
+        assert frame["title"].str.startswith("Item ").all()  # titles, not ids
+    # the sequential models find the planted next item for most users: some list marks it
+    found = False
+    for user in ("u1", "u2", "u3", "u4", "u5"):
+        at.selectbox(key="user").select(user).run()
+        assert not at.exception
+        found |= any((t.value[""] == "🎯").any() for t in at.dataframe[1:])
+    assert found
+    assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
+    overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
+    assert overlap and overlap[0]["data"][0]["x"] == list(PAGE_MODELS)
+    at.radio(key="overlap").set_value("Jaccard").run()
+    assert not at.exception and any("Jaccard" in f["layout"]["title"]["text"] for f in figures(at))
+    at.button(key="random_user").click().run()
+    assert not at.exception
+    at.slider(key="activity").set_value((19, 20)).run()
+    assert not at.exception
+    assert at.selectbox(key="user").value in {f"u{i}" for i in range(1, 301)}
+
+
+def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(trained):
+    at = open_page("pages/3_Session_Playground.py")
+    assert "session is empty" in at.info[0].value
+    for item in (1, 2, 3):
+        add_title(at, f"Item {item} (group 0)")
+        assert not at.exception
+    assert [m.value for m in at.markdown if m.value[:2] in ("1.", "2.", "3.")] == [
+        "1. Item 1 (group 0)", "2. Item 2 (group 0)", "3. Item 3 (group 0)"]  # fmt: skip
+    readers = [m for m in PAGE_MODELS if m not in ("pop", "bpr")]
+    predictions = at.dataframe[: len(readers)]
+    assert all(len(t.value) == 10 for t in predictions)
+    # the planted rule: after items 1, 2, 3 of a group comes item 4
+    assert predictions[readers.index("sasrec")].value["title"].iloc[0] == "Item 4 (group 0)"
+    maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
+    assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
+    assert maps[0]["data"][0]["x"][0] == "1. Item 1 (group 0)"
+    at.radio(key="attention_view").set_value("Per layer and head").run()
+    assert not at.exception
+    assert any("layer 1, head 1" in a["text"] for f in figures(at) for a in f["layout"].get("annotations", []))
+    what_if = at.dataframe[-1].value
+    assert set(what_if["model"]) == set(readers)
+    at.selectbox(key="drop").select(2).run()
+    assert not at.exception and "without **Item 3 (group 0)**" in at.caption[-1].value
+    at.button(key="up_2").click().run()
+    at.button(key="remove_0").click().run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if m.value[:2] in ("1.", "2.")] == [
+        "1. Item 3 (group 0)",
+        "2. Item 2 (group 0)",
+    ]
+    at.button(key="use_genre").click().run()
+    assert not at.exception and len([m for m in at.markdown if m.value[:2] in ("1.", "2.", "3.", "4.", "5.")]) == 5
+    at.button(key="use_user").click().run()
+    assert not at.exception
+    at.button(key="clear_session").click().run()
+    assert not at.exception and "session is empty" in at.info[0].value
+
+
+def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_store, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    shutil.copytree(trained_synthetic_store, store)
+    (store / "synthetic" / "sasrec" / "weights.safetensors").write_bytes(b"damaged")
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(store))
+    for page in PAGES:
+        at = open_page(page)
+        assert not at.error
+    at = open_page("pages/2_User_Explorer.py")
+    assert any("sasrec" in w.value and "damaged" in w.value for w in at.warning)
+    assert len(at.dataframe) == len(PAGE_MODELS)  # history + every other model
+    at = open_page("pages/3_Session_Playground.py")
+    add_title(at, "Item 5 (group 0)")
+    assert not at.exception
+    assert any("sasrec" in w.value for w in at.warning)
+    assert any("bert4rec" in f["layout"]["title"]["text"] for f in figures(at))
