@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from recsys_core.data import PROTOCOL
@@ -17,6 +16,7 @@ from ui import (
     cached_split,
     cached_user_activity,
     family_of,
+    heatmap,
     load_trained,
     require_models,
     select_dataset,
@@ -121,13 +121,12 @@ if len(lists) >= 2:
     st.subheader("How much do the models agree?")
     measure = st.radio("Overlap measure", ["Rank-biased overlap", "Jaccard"], horizontal=True, key="overlap")
     matrix = overlap_matrix(lists, "rbo" if measure.startswith("Rank") else "jaccard")
-    figure = px.imshow(
-        matrix,
-        text_auto=".2f",
-        zmin=0,
+    figure = heatmap(
+        matrix.to_numpy(),
+        list(matrix.columns),
+        list(matrix.index),
         zmax=1,
-        color_continuous_scale="Blues",
-        aspect="auto",
+        text=True,
         title=f"{measure} between the top-{K} lists of user {user_id}",
     )
     st.plotly_chart(figure, width="stretch")

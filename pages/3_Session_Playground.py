@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from recsys_core.explain import rank_changes, recommend_each, without_position
 from recsys_core.serving import Answer, Request, session_attention
-from ui import cached_split, family_of, load_trained, reads_history, require_models, select_dataset
+from ui import (
+    cached_split,
+    family_of,
+    heatmap,
+    heatmap_grid,
+    load_trained,
+    reads_history,
+    require_models,
+    select_dataset,
+    title_options,
+)
 
 K = 10
 MAX_SESSION = 200
@@ -67,17 +76,18 @@ def start_from_genre() -> None:
     session[:] = [str(dataset.item_ids[i]) for i in popular[::-1]]
 
 
+title_ids, title_labels = title_options(name)
 st.markdown(
     "Type a title to add it to the session (most recent last). Reorder or remove items, or start from a "
     "user's history or a genre: every model below answers again at each change."
 )
 st.selectbox(
     "Add a title",
-    dataset.items.sort_values("title", kind="stable").index.to_numpy(),
+    title_ids,
     index=None,
     key="add_item",
     on_change=add_item,
-    format_func=lambda i: str(dataset.items.at[i, "title"]),
+    format_func=title_labels.__getitem__,
     placeholder="Type a title…",
 )
 from_user, from_genre, clear = st.columns([2, 2, 1])
@@ -162,31 +172,18 @@ else:
         ]
         n_layers, n_heads = view.weights.shape[:2]
         if layout.startswith("Averaged"):
-            figure = px.imshow(
+            figure = heatmap(
                 view.weights.mean(axis=(0, 1)),
-                x=labels,
-                y=labels,
-                zmin=0,
-                color_continuous_scale="Blues",
-                labels={"x": "attends to", "y": "position", "color": "weight"},
+                labels,
+                labels,
+                x_title="attends to",
+                y_title="position",
                 title=f"{model}: attention averaged over {n_layers} layers x {n_heads} heads",
             )
         else:
             stacked = view.weights.reshape(n_layers * n_heads, *view.weights.shape[2:])
-            figure = px.imshow(
-                stacked,
-                x=labels,
-                y=labels,
-                facet_col=0,
-                facet_col_wrap=n_heads,
-                zmin=0,
-                color_continuous_scale="Blues",
-                title=f"{model}: attention per layer and head",
-            )
-            for annotation in figure.layout.annotations:
-                index = int(annotation.text.split("=")[-1])
-                annotation.text = f"layer {index // n_heads + 1}, head {index % n_heads + 1}"
-            figure.update_layout(height=380 * n_layers)
+            titles = [f"layer {n // n_heads + 1}, head {n % n_heads + 1}" for n in range(n_layers * n_heads)]
+            figure = heatmap_grid(stacked, labels, titles, n_heads, f"{model}: attention per layer and head")
         st.plotly_chart(figure, width="stretch", key=f"attention_{model}")
         st.caption(
             "Row t: how position t spreads its attention over the positions it may read (earlier ones for "
