@@ -54,7 +54,7 @@ user_id = search.selectbox(
     key="user",
     format_func=lambda u: f"{u} · {counts.get(u, 0)} interactions",
 )
-search.button("🎲 Random user", on_click=pick_random, key="random_user")
+search.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user")
 user = dataset.user_index(user_id)
 test_item = int(split.test_item[user])
 
@@ -64,7 +64,7 @@ st.dataframe(history.iloc[::-1], hide_index=True, width="stretch", height=240)
 if test_item:
     st.caption(
         f"Most recent first. The last interaction, **{dataset.titles([test_item])[0]}**, is held out as the "
-        "test item: the models below never saw it, and 🎯 marks it where a model recommends it."
+        "test item: the models below never saw it, and ✔ marks it where a model recommends it."
     )
 else:
     st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
@@ -83,7 +83,7 @@ hits = {
 if test_item:
     found = ", ".join(f"{m} (rank {r})" for m, r in sorted(hits.items(), key=lambda x: x[1])) or "no model"
     st.caption(f"The held-out item is in the top {K} of: {found}. Protocol: {PROTOCOL}.")
-per_row = 3
+per_row = 2
 names = [m for m in versions if m in answers] + [m for m in answers if m not in versions]
 for start in range(0, len(names), per_row):
     for column, model in zip(st.columns(per_row), names[start : start + per_row], strict=False):
@@ -101,7 +101,7 @@ for start in range(0, len(names), per_row):
             items = [dataset.item_index(i) for i in answer.items]
             table = pd.DataFrame(
                 {
-                    "": ["🎯" if i == test_item else "" for i in items],
+                    "test item": ["✔" if i == test_item else "" for i in items],
                     "title": dataset.titles(items),
                     "score": answer.scores,
                     "because you watched": reasons,
@@ -111,7 +111,12 @@ for start in range(0, len(names), per_row):
                 table,
                 hide_index=True,
                 width="stretch",
-                column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+                column_config={
+                    "test item": st.column_config.TextColumn(width="small"),
+                    "title": st.column_config.TextColumn(width="medium"),
+                    "score": st.column_config.NumberColumn(format="%.3f", width="small"),
+                    "because you watched": st.column_config.TextColumn(width="large"),
+                },
             )
             notes = [answer.fallback] if answer.fallback else []
             st.caption("; ".join([*notes, *answer.notes, f"reasons: nearest history items by {source}"]))

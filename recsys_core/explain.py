@@ -152,6 +152,8 @@ def explain_items(
     """A short reason per recommended item (external ids): the titles of its nearest history
     items, and what "nearest" was measured with. Models with attention weigh each history item by
     the attention the predicting position gives it."""
+    if not model.personalised:
+        return ["popular with everyone"] * len(items), f"{model.name} gives every user the same list"
     weights, source = None, vectors.source
     known = [i for i in history if i]
     if hasattr(model, "score_with_attention") and known:

@@ -102,3 +102,11 @@ def test_dataset_statistics(synthetic, synthetic_split):
     assert history["item_id"].iloc[-1] == synthetic.item_ids[synthetic_split.test_item[user]]
     assert history["item_id"].iloc[-2] == synthetic.item_ids[synthetic_split.valid_item[user]]
     assert history["date"].is_monotonic_increasing
+
+
+def test_popularity_is_explained_as_popularity(synthetic, synthetic_split):
+    from recsys_core.explain import explain_items
+
+    pop = build_model("pop", synthetic.n_users, synthetic.n_items)
+    reasons, source = explain_items(pop, reason_vectors(pop, synthetic_split), synthetic, [1, 2], ["i5", "i6"])
+    assert reasons == ["popular with everyone"] * 2 and "same list" in source

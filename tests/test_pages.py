@@ -79,7 +79,7 @@ def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trai
     for user in ("u1", "u2", "u3", "u4", "u5"):
         at.selectbox(key="user").select(user).run()
         assert not at.exception
-        found |= any((t.value[""] == "🎯").any() for t in at.dataframe[1:])
+        found |= any((t.value["test item"] == "✔").any() for t in at.dataframe[1:])
     assert found
     assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
     overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
