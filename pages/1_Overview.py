@@ -132,6 +132,7 @@ if not intervals.empty:
         error_x_minus=intervals["NDCG@10"] - intervals["low"],
         title="Test NDCG@10 with 95% confidence intervals",
     )
+    figure.update_yaxes(categoryorder="array", categoryarray=intervals["model"].tolist())
     st.plotly_chart(figure, width="stretch")
     st.caption(f"Protocol: {PROTOCOL}. Overlapping intervals are not a test: see the paired tests in the README.")
 
