@@ -21,6 +21,7 @@ from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.explain import ReasonVectors, reason_vectors
 from recsys_core.models import REGISTRY
 
+MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|$~")
 HOME_HINT = "train it on the home page (DeepRec Lab), or with `python -m recsys_core train`"
 
 
@@ -56,6 +57,12 @@ def title_options(name: str) -> tuple[list[int], dict[int, str]]:
 @st.cache_data(show_spinner=False)
 def cached_user_activity(name: str) -> pd.DataFrame:
     return stats.user_activity(cached_dataset(name))
+
+
+def markdown_text(text: str) -> str:
+    """``text`` (a title from a user's file, say) shown literally inside markdown: no links, images,
+    emphasis or math."""
+    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
 
 
 def dataset_error_message(error: Exception) -> str:

@@ -18,6 +18,7 @@ from ui import (
     family_of,
     heatmap,
     load_trained,
+    markdown_text,
     require_models,
     select_dataset,
 )
@@ -63,8 +64,8 @@ history = user_history(dataset, split, user)
 st.dataframe(history.iloc[::-1], hide_index=True, width="stretch", height=240)
 if test_item:
     st.caption(
-        f"Most recent first. The last interaction, **{dataset.titles([test_item])[0]}**, is held out as the "
-        "test item: the models below never saw it, and ✔ marks it where a model recommends it."
+        f"Most recent first. The last interaction, **{markdown_text(dataset.titles([test_item])[0])}**, is held "
+        "out as the test item: the models below never saw it, and ✔ marks it where a model recommends it."
     )
 else:
     st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")

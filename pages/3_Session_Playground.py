@@ -15,6 +15,7 @@ from ui import (
     heatmap,
     heatmap_grid,
     load_trained,
+    markdown_text,
     reads_history,
     require_models,
     select_dataset,
@@ -56,6 +57,7 @@ def move(position: int, step: int) -> None:
     other = position + step
     if 0 <= other < len(session):
         session[position], session[other] = session[other], session[position]
+        st.session_state["edit_position"] = other  # the selection follows the item
 
 
 def remove(position: int) -> None:
@@ -109,12 +111,20 @@ st.subheader(f"The session ({len(session)} items)")
 if not session:
     st.info("The session is empty: add a title above, or start from a user's history or a genre.")
     st.stop()
-for position, external in enumerate(session):
-    text, up, down, drop = st.columns([8, 1, 1, 1])
-    text.write(f"{position + 1}. {title_of(external)}")
-    up.button("↑", key=f"up_{position}", on_click=move, args=(position, -1), disabled=position == 0)
-    down.button("↓", key=f"down_{position}", on_click=move, args=(position, 1), disabled=position == len(session) - 1)
-    drop.button("✕", key=f"remove_{position}", on_click=remove, args=(position,))
+# One list and one set of controls, whatever the session's length: a change redraws little.
+st.markdown("\n".join(f"{n + 1}. {markdown_text(title_of(e))}" for n, e in enumerate(session)))
+if st.session_state.get("edit_position", 0) >= len(session):
+    st.session_state["edit_position"] = len(session) - 1
+chosen, up, down, drop = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
+position = chosen.selectbox(
+    "Item to move or remove",
+    range(len(session)),
+    key="edit_position",
+    format_func=lambda n: f"{n + 1}. {title_of(session[n])}",
+)
+up.button("↑ earlier", key="move_up", on_click=move, args=(position, -1), disabled=position == 0)
+down.button("↓ later", key="move_down", on_click=move, args=(position, 1), disabled=position == len(session) - 1)
+drop.button("✕ remove", key="remove_item", on_click=remove, args=(position,))
 
 readers = [m for m in versions if reads_history(m)]
 if not readers:
@@ -130,28 +140,20 @@ answers: dict[str, Answer | str] = dict(problems)
 answers.update(recommend_each(models, dataset, split, Request(None, history=list(session), k=K)))
 
 st.subheader("Next-item predictions")
-per_row = 4
-for start in range(0, len(readers), per_row):
-    for column, model in zip(st.columns(per_row), readers[start : start + per_row], strict=False):
-        with column:
-            st.markdown(f"**{model}** · {family_of(model)}")
-            answer = answers[model]
-            if isinstance(answer, str):
-                st.warning(answer)
-                continue
-            items = [dataset.item_index(i) for i in answer.items]
-            table = pd.DataFrame({"title": dataset.titles(items), "score": answer.scores})
-            st.dataframe(
-                table,
-                hide_index=True,
-                width="stretch",
-                column_config={"score": st.column_config.NumberColumn(format="%.3f")},
-            )
-            notes = [n for n in [answer.fallback, *answer.notes] if n]
-            if answer.ignored:
-                notes.append(f"ignored ids not in the catalogue: {', '.join(answer.ignored)}")
-            if notes:
-                st.caption("; ".join(notes))
+side_by_side, notes = {}, []
+for model in readers:
+    answer = answers[model]
+    if isinstance(answer, str):
+        st.warning(answer)
+        continue
+    cells = [f"{t} · {v:.2f}" for t, v in zip(titles_of(answer.items), answer.scores, strict=True)]
+    side_by_side[f"{model} ({family_of(model)})"] = cells + [""] * (K - len(cells))
+    notes += [f"{model}: {n}" for n in [answer.fallback, *answer.notes] if n]
+    if answer.ignored:
+        notes.append(f"{model} ignored ids not in the catalogue: {', '.join(answer.ignored)}")
+if side_by_side:
+    st.dataframe(pd.DataFrame(side_by_side, index=pd.RangeIndex(1, K + 1, name="rank")), width="stretch")
+    st.caption("Title · score, per model, rank 1 first. " + "; ".join(notes))
 
 attentive = [m for m in models if hasattr(models[m], "score_with_attention")]
 st.subheader("Attention")
@@ -168,7 +170,8 @@ else:
             st.warning(f"{model}: no attention to show ({type(error).__name__}: {error})")
             continue
         labels = [
-            f"{n + 1}. {title_of(i)[:30]}" if i != "[mask]" else f"{n + 1}. [mask]" for n, i in enumerate(view.items)
+            f"{n + 1}. {title_of(i)[:30]}".replace("<", "‹").replace(">", "›") if i != "[mask]" else f"{n + 1}. [mask]"
+            for n, i in enumerate(view.items)
         ]
         n_layers, n_heads = view.weights.shape[:2]
         if layout.startswith("Averaged"):
@@ -219,4 +222,7 @@ for model in models:
             }
         )
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-st.caption(f"Each model's top {K} for the session without **{title_of(session[dropped])}**, against the full session.")
+st.caption(
+    f"Each model's top {K} for the session without **{markdown_text(title_of(session[dropped]))}**, against "
+    "the full session."
+)

@@ -138,7 +138,12 @@ def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, p
     settle(page, "What if: drop one item")
     assert page.locator(".js-plotly-plot").count() >= 2  # sasrec and bert4rec attention maps
     assert page.get_by_text("sasrec: attention averaged", exact=False).count() >= 1
-    page.get_by_role("button", name="↑").nth(2).click()  # move the third item up
-    settle(page, "2. Item 3 (group 0)")
+    page.get_by_label("Item to move or remove").first.click()
+    page.get_by_role("option", name="3. Item 3 (group 0)").first.click()
+    page.get_by_role("button", name="↑ earlier").click()
+    page.get_by_role("option").first.wait_for(state="detached")
+    settle(page, "What if: drop one item")
+    assert page.locator('[data-testid="stMarkdownContainer"] ol').first.inner_text().splitlines() == [
+        "Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]  # fmt: skip
     check_no_error(page)
     screenshot(page, "session_playground")

@@ -93,19 +93,26 @@ def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trai
     assert at.selectbox(key="user").value in {f"u{i}" for i in range(1, 301)}
 
 
-def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(trained):
+def session_titles(at: AppTest) -> list[str]:
+    """The numbered session list, as shown (markdown escapes removed)."""
+    listed = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    return [line.split(". ", 1)[1].replace("\\", "") for line in listed[0].splitlines()] if listed else []
+
+
+def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(
+    trained, synthetic, synthetic_split
+):
     at = open_page("pages/3_Session_Playground.py")
     assert "session is empty" in at.info[0].value
     for item in (1, 2, 3):
         add_title(at, f"Item {item} (group 0)")
         assert not at.exception
-    assert [m.value for m in at.markdown if m.value[:2] in ("1.", "2.", "3.")] == [
-        "1. Item 1 (group 0)", "2. Item 2 (group 0)", "3. Item 3 (group 0)"]  # fmt: skip
+    assert session_titles(at) == ["Item 1 (group 0)", "Item 2 (group 0)", "Item 3 (group 0)"]
     readers = [m for m in PAGE_MODELS if m not in ("pop", "bpr")]
-    predictions = at.dataframe[: len(readers)]
-    assert all(len(t.value) == 10 for t in predictions)
+    predictions = at.dataframe[0].value
+    assert [c.split(" ")[0] for c in predictions.columns] == readers and len(predictions) == 10
     # the planted rule: after items 1, 2, 3 of a group comes item 4
-    assert predictions[readers.index("sasrec")].value["title"].iloc[0] == "Item 4 (group 0)"
+    assert predictions.iloc[0][predictions.columns[readers.index("sasrec")]].startswith("Item 4 (group 0) · ")
     maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
     assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
     assert maps[0]["data"][0]["x"][0] == "1. Item 1 (group 0)"
@@ -115,20 +122,28 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     what_if = at.dataframe[-1].value
     assert set(what_if["model"]) == set(readers)
     at.selectbox(key="drop").select(2).run()
-    assert not at.exception and "without **Item 3 (group 0)**" in at.caption[-1].value
-    at.button(key="up_2").click().run()
-    at.button(key="remove_0").click().run()
+    assert not at.exception and "without **Item 3 \\(group 0\\)**" in at.caption[-1].value
+    at.selectbox(key="edit_position").select(2).run()
+    at.button(key="move_up").click().run()
+    assert session_titles(at) == ["Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]
+    assert at.selectbox(key="edit_position").value == 1  # the selection follows the moved item
+    at.selectbox(key="edit_position").select(0).run()
+    at.button(key="remove_item").click().run()
     assert not at.exception
-    assert [m.value for m in at.markdown if m.value[:2] in ("1.", "2.")] == [
-        "1. Item 3 (group 0)",
-        "2. Item 2 (group 0)",
-    ]
+    assert session_titles(at) == ["Item 3 (group 0)", "Item 2 (group 0)"]
     at.button(key="use_genre").click().run()
-    assert not at.exception and len([m for m in at.markdown if m.value[:2] in ("1.", "2.", "3.", "4.", "5.")]) == 5
+    assert not at.exception and len(session_titles(at)) == 5
     at.button(key="use_user").click().run()
-    assert not at.exception
+    u1 = synthetic_split.input_sequences("test")[synthetic.user_index("u1")][-15:]
+    assert not at.exception and session_titles(at) == synthetic.titles(u1)
     at.button(key="clear_session").click().run()
     assert not at.exception and "session is empty" in at.info[0].value
+
+
+def test_titles_are_shown_literally_in_markdown():
+    from ui import markdown_text
+
+    assert markdown_text("[x](http://a) *b* $c$") == "\\[x\\]\\(http://a\\) \\*b\\* \\$c\\$"
 
 
 def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_store, tmp_path, monkeypatch):
