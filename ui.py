@@ -151,6 +151,7 @@ def heatmap(
 ) -> go.Figure:
     """A heat map with the first row on top (plotly graph objects: a tenth of plotly express's time,
     which matters on pages that redraw at every widget change)."""
+    zmax = float(np.max(z)) if zmax is None else zmax
     trace = go.Heatmap(z=z, x=x, y=y, zmin=0, zmax=zmax, colorscale="Blues", texttemplate="%{z:.2f}" if text else None)
     figure = go.Figure(trace)
     figure.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, yaxis_autorange="reversed")
@@ -163,12 +164,12 @@ def heatmap_grid(stack: np.ndarray, labels: list[str], titles: list[str], column
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.12)
     for n, matrix in enumerate(stack):
         figure.add_trace(
-            go.Heatmap(
-                z=matrix, x=labels, y=labels, zmin=0, zmax=float(stack.max()), colorscale="Blues", coloraxis="coloraxis"
-            ),
+            go.Heatmap(z=matrix, x=labels, y=labels, coloraxis="coloraxis"),
             row=n // columns + 1,
             col=n % columns + 1,
         )
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(title=title, height=380 * rows, coloraxis={"colorscale": "Blues"})
+    figure.update_layout(
+        title=title, height=380 * rows, coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": float(stack.max())}
+    )
     return figure
