@@ -35,49 +35,55 @@ st.caption(
     f"{summary['users']:,} users, {summary['items']:,} items, {summary['interactions']:,} interactions "
     f"(density {summary['density']:.2%}). Source: {summary['source']}"
 )
-activity, popularity = st.columns(2)
-activity.plotly_chart(
-    px.line(
-        charts["users"],
-        x="rank",
-        y="interactions",
-        log_y=True,
-        title="User activity: interactions per user, most active first",
-    ),
-    width="stretch",
-)
-popularity.plotly_chart(
-    px.line(
-        charts["items"],
-        x="rank",
-        y="interactions",
-        log_y=True,
-        title="Item popularity long tail: interactions per item",
-    ),
-    width="stretch",
-)
-share = charts["items"]
-head = int((share["cumulative share"] < 0.5).sum()) + 1
-st.caption(
-    f"The {head:,} most popular items ({head / max(len(share), 1):.0%} of the catalogue) account for half "
-    "of all interactions."
-)
-genres, time = st.columns(2)
-if charts["genres"].empty:
-    genres.info("This dataset has no genres.")
-else:
-    genres.plotly_chart(
-        px.bar(charts["genres"], x="genre", y="interactions", hover_data=["items"], title="Interactions per genre"),
+# One group of charts at a time: the page stays quick to draw in the browser.
+shown = st.radio("Show", ["Long tails", "Genres and ratings", "Over time"], horizontal=True, key="data_chart")
+left, right = st.columns(2)
+if shown == "Long tails":
+    left.plotly_chart(
+        px.line(
+            charts["users"],
+            x="rank",
+            y="interactions",
+            log_y=True,
+            title="User activity: interactions per user, most active first",
+        ),
         width="stretch",
     )
-over_time = px.bar(
-    charts["time"], x="period", y="interactions", hover_data=["mean rating"], title="Interactions per month"
-)
-time.plotly_chart(over_time, width="stretch")
-st.plotly_chart(
-    px.bar(charts["ratings"], x="rating", y="interactions", title="Ratings (all read as implicit interactions)"),
-    width="stretch",
-)
+    right.plotly_chart(
+        px.line(
+            charts["items"],
+            x="rank",
+            y="interactions",
+            log_y=True,
+            title="Item popularity long tail: interactions per item",
+        ),
+        width="stretch",
+    )
+    share = charts["items"]
+    head = int((share["cumulative share"] < 0.5).sum()) + 1
+    st.caption(
+        f"The {head:,} most popular items ({head / max(len(share), 1):.0%} of the catalogue) account for "
+        "half of all interactions."
+    )
+elif shown == "Genres and ratings":
+    if charts["genres"].empty:
+        left.info("This dataset has no genres.")
+    else:
+        left.plotly_chart(
+            px.bar(charts["genres"], x="genre", y="interactions", hover_data=["items"], title="Interactions per genre"),
+            width="stretch",
+        )
+    right.plotly_chart(
+        px.bar(charts["ratings"], x="rating", y="interactions", title="Ratings (all read as implicit interactions)"),
+        width="stretch",
+    )
+else:
+    st.plotly_chart(
+        px.bar(
+            charts["time"], x="period", y="interactions", hover_data=["mean rating"], title="Interactions per month"
+        ),
+        width="stretch",
+    )
 
 st.header("Leaderboard")
 board = leaderboard(name)
@@ -165,26 +171,31 @@ else:
     )
 
 st.header("Model cards")
-for model, record in records.items():
+if records:
+    model = st.selectbox(
+        "Model",
+        list(records),
+        key="card_model",
+        format_func=lambda m: f"{m} · {records[m]['info'].get('family', family_of(m))}",
+    )
+    record = records[model]
     info, config = record["info"], record["config"].get("config", {})
     test = record["metrics"].get("test", {})
-    with st.expander(f"{model} · {info.get('family', family_of(model))}", expanded=False):
-        st.markdown(f"**Paper:** {info.get('paper', 'n/a')}")
-        cells = st.columns(5)
-        cells[0].metric("Parameters", f"{info.get('parameters', 0):,}")
-        cells[1].metric("Training time", f"{info.get('seconds', 0):.1f} s")
-        cells[2].metric("Device", str(info.get("device_name", info.get("device", "?"))))
-        cells[3].metric("Best epoch", str(info.get("best_epoch", "–")))
-        cells[4].metric("Test NDCG@10", f"{test.get('NDCG@10', float('nan')):.4f}")
-        st.caption(
-            f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; seed "
-            f"{info.get('seed', '?')}. Protocol: {PROTOCOL}."
-        )
-        for note in info.get("notes", []):
-            st.caption(f"Note: {note}")
-        st.dataframe(
-            pd.DataFrame({"setting": list(config), "value": [str(v) for v in config.values()]}), hide_index=True
-        )
-        if record["history"] and "epoch" not in record["history"][0]:
-            st.caption("Tuning grid on validation (the best setting is kept):")
-            st.dataframe(pd.DataFrame(record["history"]), hide_index=True)
+    st.markdown(f"**{model}** ({info.get('family', family_of(model))}). **Paper:** {info.get('paper', 'n/a')}")
+    cells = st.columns(5)
+    cells[0].metric("Parameters", f"{info.get('parameters', 0):,}")
+    cells[1].metric("Training time", f"{info.get('seconds', 0):.1f} s")
+    cells[2].metric("Device", str(info.get("device_name", info.get("device", "?"))))
+    cells[3].metric("Best epoch", str(info.get("best_epoch", "–")))
+    cells[4].metric("Test NDCG@10", f"{test.get('NDCG@10', float('nan')):.4f}")
+    st.caption(
+        f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; seed "
+        f"{info.get('seed', '?')}. Protocol: {PROTOCOL}."
+    )
+    for note in info.get("notes", []):
+        st.caption(f"Note: {note}")
+    settings = "; ".join(f"{k} = {v}" for k, v in config.items())
+    st.caption(f"Settings: {settings}")
+    if record["history"] and "epoch" not in record["history"][0]:
+        st.caption("Tuning grid on validation (the best setting is kept):")
+        st.dataframe(pd.DataFrame(record["history"]), hide_index=True)

@@ -60,10 +60,18 @@ def test_overview_shows_data_leaderboard_curves_and_cards(trained):
     assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
     assert any(PROTOCOL in c.value for c in at.caption)
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
-    for expected in ("User activity", "Item popularity", "per genre", "per month", "95% confidence", "Validation NDCG"):
+    for charts in ("Genres and ratings", "Over time"):
+        at.radio(key="data_chart").set_value(charts).run()
+        assert not at.exception
+        titles += [f["layout"]["title"]["text"] for f in figures(at)]
+    for expected in ("User activity", "Item popularity", "per genre", "Ratings", "per month", "95% confidence",
+                     "Validation NDCG"):  # fmt: skip
         assert any(expected in t for t in titles), expected
-    assert len(at.expander) == len(PAGE_MODELS)
-    assert any(m.label == "Parameters" for m in at.metric)
+    assert [m.label for m in at.metric] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
+    at.selectbox(key="card_model").select("ease").run()
+    assert not at.exception
+    assert any("Embarrassingly Shallow" in m.value for m in at.markdown)
+    assert any("Tuning grid" in c.value for c in at.caption)  # a closed-form model shows its grid
 
 
 def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trained):
