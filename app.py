@@ -32,7 +32,7 @@ st.markdown(
     "models' next-item predictions and attention change."
 )
 
-dataset = select_dataset()
+dataset = select_dataset(training_status=False)  # this page shows the job itself
 name = dataset.name
 summary = dataset.summary()
 st.subheader(f"Dataset: {name}")

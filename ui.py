@@ -19,6 +19,7 @@ from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_m
 from recsys_core.data import DATASETS, DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.explain import ReasonVectors, reason_vectors
+from recsys_core.jobs import job_status
 from recsys_core.models import REGISTRY
 
 MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|$~")
@@ -73,9 +74,10 @@ def _remember_dataset() -> None:
     st.session_state["chosen_dataset"] = st.session_state["dataset"]
 
 
-def select_dataset() -> Dataset:
+def select_dataset(training_status: bool = True) -> Dataset:
     """The sidebar's dataset selector (shared by every page; DEEPREC_DATASET sets the default) and
-    the loaded dataset. When it cannot be loaded the page explains and stops."""
+    the loaded dataset. When it cannot be loaded the page explains and stops. While a background
+    training runs, the sidebar shows its progress and the page reruns as each model lands."""
     names = list(DATASETS)
     # Widget state does not survive a page switch (each page's selectbox is a new widget), so the
     # choice lives under its own key and is handed to the widget on every page.
@@ -84,12 +86,29 @@ def select_dataset() -> Dataset:
         st.session_state["chosen_dataset"] = default if default in names else names[0]
     st.session_state["dataset"] = st.session_state["chosen_dataset"]
     name = st.sidebar.selectbox("Dataset", names, key="dataset", on_change=_remember_dataset)
+    if training_status and job_status(name).running:
+        with st.sidebar:
+            _training_progress(name)
     try:
         return cached_dataset(name)
     except DatasetUnavailable as error:
         st.error(dataset_error_message(error))
         st.info("The synthetic dataset needs no download: choose **synthetic** in the sidebar to use the lab now.")
         st.stop()
+
+
+@st.fragment(run_every=3.0)
+def _training_progress(name: str) -> None:
+    status = job_status(name)
+    key = f"models_landed_{name}"
+    landed = len(status.done)
+    changed = st.session_state.get(key, landed) != landed
+    st.session_state[key] = landed
+    if changed or not status.running:
+        st.rerun()  # a model landed (or the job ended): the page picks it up
+    now = f"; training {status.current}" if status.current else ""
+    st.caption(f"Background training on {name}: {landed} of {len(status.models)} models stored{now}.")
+    st.progress(status.fraction)
 
 
 def trained_versions(dataset_name: str) -> dict[str, str]:

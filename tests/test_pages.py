@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,18 @@ def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_stor
     assert not at.exception
     assert any("sasrec" in w.value for w in at.warning)
     assert any("bert4rec" in f["layout"]["title"]["text"] for f in figures(at))
+
+
+def test_views_show_a_running_background_training_in_the_sidebar(isolated_store):
+    from recsys_core.jobs import cancel_job, job_status, start_job
+
+    start_job("synthetic", ["pop", "sasrec"], quick=False, device="cpu")
+    try:
+        deadline = time.monotonic() + 60
+        while job_status("synthetic").current != "sasrec" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        at = open_page("pages/2_User_Explorer.py")  # pop has landed: the view is usable already
+        assert any("Background training on synthetic: 1 of 2 models stored" in c.value for c in at.sidebar.caption)
+        assert len(at.dataframe) == 2  # the history and pop's list
+    finally:
+        cancel_job("synthetic")
