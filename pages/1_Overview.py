@@ -78,10 +78,11 @@ elif shown == "Genres and ratings":
         width="stretch",
     )
 else:
-    st.plotly_chart(
-        px.bar(
-            charts["time"], x="period", y="interactions", hover_data=["mean rating"], title="Interactions per month"
-        ),
+    left.plotly_chart(
+        px.bar(charts["time"], x="period", y="interactions", title="Interactions per month"), width="stretch"
+    )
+    right.plotly_chart(
+        px.line(charts["time"], x="period", y="mean rating", markers=True, title="Mean rating per month"),
         width="stretch",
     )
 
@@ -183,11 +184,11 @@ if records:
     test = record["metrics"].get("test", {})
     st.markdown(f"**{model}** ({info.get('family', family_of(model))}). **Paper:** {info.get('paper', 'n/a')}")
     cells = st.columns(5)
-    cells[0].metric("Parameters", f"{info.get('parameters', 0):,}")
-    cells[1].metric("Training time", f"{info.get('seconds', 0):.1f} s")
+    cells[0].metric("Parameters", f"{info.get('parameters') or 0:,}")
+    cells[1].metric("Training time", f"{info.get('seconds') or 0:.1f} s")
     cells[2].metric("Device", str(info.get("device_name", info.get("device", "?"))))
     cells[3].metric("Best epoch", str(info.get("best_epoch", "–")))
-    cells[4].metric("Test NDCG@10", f"{test.get('NDCG@10', float('nan')):.4f}")
+    cells[4].metric("Test NDCG@10", f"{test.get('NDCG@10') or float('nan'):.4f}")
     st.caption(
         f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; seed "
         f"{info.get('seed', '?')}. Protocol: {PROTOCOL}."

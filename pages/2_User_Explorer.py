@@ -34,7 +34,10 @@ split = cached_split(name)
 activity = cached_user_activity(name)
 low, high = int(activity["interactions"].min()), int(activity["interactions"].max())
 filters, search = st.columns([1, 2])
-bounds = filters.slider("Users with this many interactions", low, high, (low, high), key="activity")
+if low < high:
+    bounds = filters.slider("Users with this many interactions", low, high, (low, high), key="activity")
+else:  # every user has as many interactions: nothing to filter by
+    bounds = (low, high)
 candidates = activity[activity["interactions"].between(*bounds)]
 if candidates.empty:
     st.info("No user has that many interactions: widen the range.")

@@ -65,8 +65,9 @@ def test_overview_shows_data_leaderboard_curves_and_cards(trained):
         at.radio(key="data_chart").set_value(charts).run()
         assert not at.exception
         titles += [f["layout"]["title"]["text"] for f in figures(at)]
-    for expected in ("User activity", "Item popularity", "per genre", "Ratings", "per month", "95% confidence",
-                     "Validation NDCG"):  # fmt: skip
+    expected_titles = ("User activity", "Item popularity", "per genre", "Ratings", "per month", "Mean rating",
+                       "95% confidence", "Validation NDCG")  # fmt: skip
+    for expected in expected_titles:
         assert any(expected in t for t in titles), expected
     assert [m.label for m in at.metric] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
     at.selectbox(key="card_model").select("ease").run()
