@@ -37,25 +37,21 @@ st.caption(
 )
 # One group of charts at a time: the page stays quick to draw in the browser.
 shown = st.radio("Show", ["Long tails", "Genres and ratings", "Over time"], horizontal=True, key="data_chart")
-left, right = st.columns(2)
 if shown == "Long tails":
-    left.plotly_chart(
-        px.line(
-            charts["users"],
-            x="rank",
-            y="interactions",
-            log_y=True,
-            title="User activity: interactions per user, most active first",
-        ),
-        width="stretch",
+    tails = pd.concat(
+        [
+            charts["users"].assign(of="users: interactions per user"),
+            charts["items"].assign(of="items: interactions per item"),
+        ]
     )
-    right.plotly_chart(
+    st.plotly_chart(
         px.line(
-            charts["items"],
+            tails,
             x="rank",
             y="interactions",
+            color="of",
             log_y=True,
-            title="Item popularity long tail: interactions per item",
+            title="Long tails: user activity and item popularity, most active first",
         ),
         width="stretch",
     )
@@ -66,6 +62,7 @@ if shown == "Long tails":
         "half of all interactions."
     )
 elif shown == "Genres and ratings":
+    left, right = st.columns(2)
     if charts["genres"].empty:
         left.info("This dataset has no genres.")
     else:
@@ -78,6 +75,7 @@ elif shown == "Genres and ratings":
         width="stretch",
     )
 else:
+    left, right = st.columns(2)
     left.plotly_chart(
         px.bar(charts["time"], x="period", y="interactions", title="Interactions per month"), width="stretch"
     )
@@ -155,21 +153,18 @@ curves = pd.DataFrame(
 if curves.empty:
     st.info("No model trained by gradient descent yet (closed-form models have a tuning grid instead: see the cards).")
 else:
-    left, right = st.columns(2)
-    left.plotly_chart(
-        px.line(
+    metric = st.radio("Curve", ["Validation NDCG@10", "Training loss"], horizontal=True, key="curve")
+    if metric == "Training loss":
+        figure = px.line(curves, x="epoch", y="loss", color="model", log_y=True, title="Training loss per epoch")
+    else:
+        figure = px.line(
             curves,
             x="epoch",
             y="valid NDCG@10",
             color="model",
             title="Validation NDCG@10 per epoch (early stopping keeps the best)",
-        ),
-        width="stretch",
-    )
-    right.plotly_chart(
-        px.line(curves, x="epoch", y="loss", color="model", log_y=True, title="Training loss per epoch"),
-        width="stretch",
-    )
+        )
+    st.plotly_chart(figure, width="stretch")
 
 st.header("Model cards")
 if records:

@@ -65,8 +65,11 @@ def test_overview_shows_data_leaderboard_curves_and_cards(trained):
         at.radio(key="data_chart").set_value(charts).run()
         assert not at.exception
         titles += [f["layout"]["title"]["text"] for f in figures(at)]
-    expected_titles = ("User activity", "Item popularity", "per genre", "Ratings", "per month", "Mean rating",
-                       "95% confidence", "Validation NDCG")  # fmt: skip
+    at.radio(key="curve").set_value("Training loss").run()
+    assert not at.exception
+    titles += [f["layout"]["title"]["text"] for f in figures(at)]
+    expected_titles = ("Long tails", "per genre", "Ratings", "per month", "Mean rating", "95% confidence",
+                       "Validation NDCG", "Training loss")  # fmt: skip
     for expected in expected_titles:
         assert any(expected in t for t in titles), expected
     assert [m.label for m in at.metric] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
