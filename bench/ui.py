@@ -195,9 +195,9 @@ def browser(dataset_name: str, repeats: int) -> dict[str, list[float]]:
 
         with streamlit_server(ROOT / "app.py", {"DEEPREC_DATASET": dataset_name}) as url:
             page.goto(url)
-            settle("Leaderboard")
+            settle("Best so far")
             views = [("Overview", "Model cards"), ("User Explorer", "How much do the models agree"),
-                     ("Session Playground", "The session"), ("app", "Leaderboard")]  # fmt: skip
+                     ("Session Playground", "Add a title"), ("app", "Best so far")]  # fmt: skip
             for link, _ in views:
                 timings[f"page {link}"] = []
             for number in range(repeats + 1):

@@ -45,7 +45,8 @@ def server(trained_synthetic_store):
         port = probe.getsockname()[1]
     env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(trained_synthetic_store), "DEEPREC_DATASET": "synthetic",
            "OMP_WAIT_POLICY": "PASSIVE", "DEEPREC_NUM_THREADS": os.environ.get("DEEPREC_NUM_THREADS", "1")}  # fmt: skip
-    log = open(SHOTS.parent / "streamlit-test.log", "w")  # noqa: SIM115 - closed at teardown
+    SHOTS.mkdir(exist_ok=True)
+    log = open(SHOTS / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -61,7 +62,7 @@ def server(trained_synthetic_store):
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"streamlit did not start: {(SHOTS.parent / 'streamlit-test.log').read_text()[-2000:]}")
+            pytest.fail(f"streamlit did not start: {(SHOTS / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.3)
     yield url
     os.killpg(process.pid, signal.SIGTERM)

@@ -57,26 +57,32 @@ def test_every_view_explains_when_nothing_is_trained(page):
 
 def test_overview_shows_data_leaderboard_curves_and_cards(trained):
     at = open_page("pages/1_Overview.py")
-    assert [h.value for h in at.header] == ["The data: synthetic", "Leaderboard", "Training curves", "Model cards"]
+    assert [h.value for h in at.header] == ["The data: synthetic", "Leaderboard", "Charts", "Model cards"]
     assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
     assert any(PROTOCOL in c.value for c in at.caption)
-    titles = [f["layout"]["title"]["text"] for f in figures(at)]
-    for charts in ("Genres and ratings", "Over time"):
-        at.radio(key="data_chart").set_value(charts).run()
-        assert not at.exception
+    titles = []
+    for chart in at.radio(key="chart").options:
+        at.radio(key="chart").set_value(chart).run()
+        assert not at.exception and not at.info
         titles += [f["layout"]["title"]["text"] for f in figures(at)]
-    at.radio(key="curve").set_value("Training loss").run()
-    assert not at.exception
-    titles += [f["layout"]["title"]["text"] for f in figures(at)]
-    expected_titles = ("Long tails", "per genre", "Ratings", "per month", "Mean rating", "95% confidence",
-                       "Validation NDCG", "Training loss")  # fmt: skip
+    expected_titles = ("95% confidence", "Validation NDCG", "Training loss", "Long tails", "per genre",
+                       "per month", "Ratings")  # fmt: skip
+    assert len(titles) == len(expected_titles)
     for expected in expected_titles:
         assert any(expected in t for t in titles), expected
-    assert [m.label for m in at.metric] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
+    labels = [m.label for m in at.metric]
+    assert labels[-5:] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
     at.selectbox(key="card_model").select("ease").run()
     assert not at.exception
     assert any("Embarrassingly Shallow" in m.value for m in at.markdown)
     assert any("Tuning grid" in c.value for c in at.caption)  # a closed-form model shows its grid
+
+
+def test_overview_without_models_still_shows_the_data(monkeypatch):
+    at = open_page("pages/1_Overview.py")
+    assert "No model is trained" in at.info[0].value
+    assert at.radio(key="chart").options == ["Long tails", "Genres", "Ratings over time", "Rating distribution"]
+    assert "Long tails" in figures(at)[0]["layout"]["title"]["text"]
 
 
 def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trained):
