@@ -60,6 +60,11 @@ def start(models: list[str]) -> None:
 def training_panel() -> None:
     """Polls the background job: live progress while it runs, a full rerun when it ends."""
     status = job_status(name)
+    landed = len(status.done)
+    if status.running and st.session_state.get(f"home_landed_{name}", landed) != landed:
+        st.session_state[f"home_landed_{name}"] = landed
+        st.rerun()  # a model landed: refresh the whole page (model list, leaderboard)
+    st.session_state[f"home_landed_{name}"] = landed
     if status.running:
         st.session_state["watching_job"] = True
         label = f"training {status.current} (epoch {status.epoch}/{status.epochs})" if status.current else "starting…"

@@ -123,7 +123,7 @@ for start in range(0, len(names), per_row):
                 },
             )
             notes = [answer.fallback] if answer.fallback else []
-            st.caption("; ".join([*notes, *answer.notes, f"reasons: nearest history items by {source}"]))
+            st.caption("; ".join([*notes, *answer.notes, f"reasons: {source}"]))
 
 lists = {m: a.items for m, a in answers.items() if isinstance(a, Answer)}
 if len(lists) >= 2:

@@ -150,17 +150,17 @@ def explain_items(
     model: Recommender, vectors: ReasonVectors, dataset: Dataset, history: list[int], items: list[str], n: int = 2
 ) -> tuple[list[str], str]:
     """A short reason per recommended item (external ids): the titles of its nearest history
-    items, and what "nearest" was measured with. Models with attention weigh each history item by
+    items, and a phrase saying how they were chosen. Models with attention weigh each history item by
     the attention the predicting position gives it."""
     if not model.personalised:
         return ["popular with everyone"] * len(items), f"{model.name} gives every user the same list"
-    weights, source = None, vectors.source
+    weights, source = None, f"the nearest history items by {vectors.source}"
     known = [i for i in history if i]
     if hasattr(model, "score_with_attention") and known:
         view = session_attention(model, dataset, [str(dataset.item_ids[i]) for i in known])
         kept = len(view.items) - view.items.count("[mask]")
         weights = final_attention(view.weights, kept)
-        source = f"{model.name}'s attention to the history, times similarity of its item vectors"
+        source = f"the history items {model.name} attends to most, weighted by similarity of its item vectors"
     recommended = [dataset.item_index(i) for i in items]
     reasons = because_you_watched(vectors, known, recommended, n, weights)
     return [" · ".join(dataset.titles(r)) if r else "—" for r in reasons], source
