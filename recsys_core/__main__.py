@@ -12,7 +12,9 @@ python -m recsys_core evaluate --dataset ml-100k --protocol ctr --models fm,deep
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 
 from tqdm import tqdm
@@ -23,6 +25,7 @@ from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load
 from recsys_core.data.movielens import ChecksumMismatch
 from recsys_core.data.split import PROTOCOL
 from recsys_core.evaluate import ACCURACY_METRICS, evaluate_models
+from recsys_core.jobs import ProgressJournal
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
 from recsys_core.pipeline import (
     DEFAULT_CANDIDATES,
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--quick", action="store_true", help="cap training epochs (demo profile)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--progress-jsonl", default=None, metavar="PATH",
+                       help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 
     evaluate = commands.add_parser("evaluate", help="evaluate trained models on the test split")
     evaluate.add_argument("--dataset", default=DEFAULT_DATASET)
@@ -117,7 +122,25 @@ def _train(args: argparse.Namespace) -> int:
         if progress.done:
             bar.close()
 
-    reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed, progress=show)
+    journal = ProgressJournal(args.progress_jsonl) if args.progress_jsonl else None
+    if journal:
+        journal.write({"event": "start", "models": names, "pid": os.getpid()})
+
+    def report(progress: Progress) -> None:
+        show(progress)
+        if journal:
+            journal.write({"event": "progress", **dataclasses.asdict(progress)})
+
+    try:
+        reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed,
+                               progress=report)  # fmt: skip
+    except TrainingLocked as error:
+        if journal:
+            journal.write({"event": "finished", "ok": False, "message": str(error), "reports": []})
+        raise
+    if journal:
+        journal.write({"event": "finished", "ok": all(r.ok for r in reports), "message": "",
+                       "reports": [dataclasses.asdict(r) for r in reports]})  # fmt: skip
     for report in reports:
         if report.ok:
             line = f"{report.model}: test NDCG@10 {report.test_ndcg:.4f} in {report.seconds:.1f} s {report.message}"

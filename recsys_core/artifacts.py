@@ -199,6 +199,22 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
     return Artifact(model, metrics, history, info, path)
 
 
+def read_record(dataset_name: str, model_name: str, root: Path | None = None) -> dict:
+    """A stored model's JSON files (``config``, ``info``, ``metrics``, ``history``) without its
+    weights: what a model card shows. Raises :class:`ArtifactMissing` or :class:`ArtifactCorrupted`."""
+    path = _locate(dataset_root(dataset_name, root), model_name)
+    if path is None:
+        raise ArtifactMissing(f"{model_name} is not trained on {dataset_name} yet")
+    try:
+        return {
+            name: json.loads((path / f"{name}.json").read_text()) for name in ("config", "info", "metrics", "history")
+        }
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactCorrupted(
+            f"{path} has a missing or unreadable JSON file ({error}); " + retrain_hint(dataset_name, model_name)
+        ) from error
+
+
 def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) -> pd.DataFrame:
     path = _locate(dataset_root(dataset_name, root), model_name)
     if path is None or not (path / "per_user_test.parquet").is_file():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recsys_core.data import Dataset, DatasetUnavailable, load_dataset, make_synthetic, temporal_leave_last_out
@@ -35,3 +37,23 @@ def ml100k() -> Dataset:
         return load_dataset("ml-100k")
     except DatasetUnavailable as error:
         pytest.skip(f"MovieLens-100K unavailable here: {error}")
+
+
+# Models the page tests (AppTest and browser) find already trained: one of each kind the views treat
+# differently (popularity, a history reader without vectors, a vector model, a recurrent and two
+# attention models).
+PAGE_MODELS = ("pop", "ease", "bpr", "gru4rec", "sasrec", "bert4rec")
+
+
+@pytest.fixture(scope="session")
+def trained_synthetic_store(tmp_path_factory) -> Path:
+    """An artifact store with PAGE_MODELS trained (quick profile) on the synthetic dataset, shared
+    by the tests that only read it."""
+    from recsys_core.train import train_models
+
+    root = tmp_path_factory.mktemp("trained-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPREC_ARTIFACTS_DIR", str(root))
+        reports = train_models("synthetic", list(PAGE_MODELS), device="cpu", quick=True)
+    assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
+    return root

@@ -1,13 +1,17 @@
-"""Streamlit AppTest of the home page: fresh machine, first-run training, leaderboard, no network."""
+"""Streamlit AppTest of the home page: fresh machine, background training with progress, cancel,
+leaderboard, no network."""
 
+import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from recsys_core import models as registry
+from recsys_core.artifacts import training_lock
 from recsys_core.data import movielens
-from recsys_core.models import DEFAULT_ZOO
+from recsys_core.jobs import cancel_job, job_status, start_job
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -19,20 +23,66 @@ def fresh_caches(monkeypatch):
     monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
     yield
     st.cache_resource.clear()
+    cancel_job("synthetic")
 
 
-def test_fresh_machine_offers_training_then_shows_the_leaderboard():
-    at = AppTest.from_file(APP, default_timeout=300).run()
+def wait_until_done(timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while job_status("synthetic").running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return job_status("synthetic")
+
+
+def test_fresh_machine_offers_training_then_shows_the_leaderboard(monkeypatch):
+    zoo = ("pop", "ease", "bpr")  # the page trains DEFAULT_ZOO; a small one keeps the test short
+    monkeypatch.setattr(registry, "DEFAULT_ZOO", zoo)
+    at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert "No model is trained" in at.info[0].value
     assert [m.label for m in at.metric] == ["Users", "Items", "Interactions", "Density"]
-    at.button(key="train_baselines").click().run()
-    assert not at.exception
-    assert not at.error
-    board = at.dataframe[0].value
-    assert set(board["model"]) == set(DEFAULT_ZOO)
+    assert "Train the default zoo (pop, ease, bpr)" in at.info[0].value
+    at.button(key="train_zoo").click().run()
+    assert not at.exception and not at.error
+    assert job_status("synthetic").models == list(zoo)
+    status = wait_until_done()
+    assert status.state == "finished", status.log_tail
+    at.run()  # what the polling fragment triggers once the job has ended
+    assert not at.exception and not at.error
+    assert set(at.dataframe[0].value["model"]) == set(zoo)
     assert any("Protocol: temporal leave-last-out" in c.value for c in at.caption)
-    assert "Best so far" in at.success[0].value
+    assert any("Best so far" in s.value for s in at.success)
+    assert any("Last training finished" in s.value for s in at.success)
+
+
+def test_a_running_job_shows_progress_and_can_be_cancelled():
+    start_job("synthetic", ["sasrec"], quick=False, device="cpu")
+    deadline = time.monotonic() + 60
+    while job_status("synthetic").current != "sasrec" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "training sasrec" in at.get("progress")[0].proto.text
+    assert not [b for b in at.button if b.key == "train_zoo"]  # no second start while one runs
+    at.button(key="cancel_job").click().run()
+    assert not at.exception
+    assert job_status("synthetic").state == "cancelled"
+    at.run()
+    assert any("cancelled" in w.value for w in at.warning)
+
+
+def test_a_training_outside_the_browser_is_reported_and_not_duplicated():
+    with training_lock("synthetic"):
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert not at.exception
+        assert "running on synthetic" in at.info[0].value
+        assert not [b for b in at.button if b.key == "train_zoo"]
+
+
+def test_training_can_be_switched_off_for_shared_demos(monkeypatch):
+    monkeypatch.setenv("DEEPREC_UI_TRAINING", "0")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "switched off" in at.info[0].value
+    assert not [b for b in at.button if b.key == "train_zoo"]
 
 
 def test_without_any_source_of_the_real_dataset_the_page_explains_and_offers_synthetic(monkeypatch, tmp_path):

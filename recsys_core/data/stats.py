@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.split import Split
 
 
 def long_tail(dataset: Dataset, by: str) -> pd.DataFrame:
@@ -19,3 +20,56 @@ def long_tail(dataset: Dataset, by: str) -> pd.DataFrame:
             "cumulative share": np.cumsum(counts) / max(counts.sum(), 1),
         }
     )
+
+
+def genre_counts(dataset: Dataset) -> pd.DataFrame:
+    """Items and interactions per genre (an item with several genres counts in each)."""
+    genres = dataset.items["genres"].str.split("|")
+    per_item = pd.DataFrame({"item": dataset.items.index, "genre": genres}).explode("genre")
+    per_item = per_item[per_item["genre"].fillna("") != ""]
+    interactions = np.bincount(dataset.interactions["item"].to_numpy(), minlength=dataset.n_items + 1)
+    per_item["interactions"] = interactions[per_item["item"].to_numpy()]
+    table = per_item.groupby("genre").agg(items=("item", "size"), interactions=("interactions", "sum"))
+    return table.sort_values("interactions", ascending=False).reset_index()
+
+
+def interactions_over_time(dataset: Dataset, freq: str = "MS") -> pd.DataFrame:
+    """Interactions and mean rating per period (calendar months by default)."""
+    when = pd.to_datetime(dataset.interactions["timestamp"], unit="s")
+    frame = pd.DataFrame({"period": when.dt.to_period(freq[0]).dt.start_time,
+                          "rating": dataset.interactions["rating"]})  # fmt: skip
+    table = frame.groupby("period").agg(interactions=("rating", "size"), mean_rating=("rating", "mean"))
+    return table.reset_index().rename(columns={"mean_rating": "mean rating"})
+
+
+def rating_counts(dataset: Dataset) -> pd.DataFrame:
+    counts = dataset.interactions["rating"].value_counts().sort_index()
+    return pd.DataFrame({"rating": counts.index.to_numpy(), "interactions": counts.to_numpy()})
+
+
+def user_activity(dataset: Dataset) -> pd.DataFrame:
+    """Interactions per user, indexed by internal user id, with the external id."""
+    counts = np.bincount(dataset.interactions["user"].to_numpy(), minlength=dataset.n_users + 1)[1:]
+    return pd.DataFrame({"user_id": dataset.users["user_id"].to_numpy(), "interactions": counts},
+                        index=dataset.users.index)  # fmt: skip
+
+
+def user_history(dataset: Dataset, split: Split, user: int) -> pd.DataFrame:
+    """A user's interactions in time order with titles, genres, dates and the protocol's part
+    (train, validation, or the held-out test item)."""
+    rows = dataset.interactions[dataset.interactions["user"] == user]
+    rows = rows.iloc[np.lexsort((np.arange(len(rows)), rows["timestamp"].to_numpy()))]
+    items = rows["item"].to_numpy()
+    part = np.full(len(rows), "train", dtype=object)
+    if len(rows) and split.test_item[user]:
+        part[-1] = "test (held out)"
+        if len(rows) > 1:
+            part[-2] = "validation"
+    return pd.DataFrame({
+        "date": pd.to_datetime(rows["timestamp"].to_numpy(), unit="s"),
+        "item_id": dataset.item_ids[items],
+        "title": dataset.items.loc[items, "title"].to_numpy(),
+        "genres": dataset.items.loc[items, "genres"].str.replace("|", ", ").to_numpy(),
+        "rating": rows["rating"].to_numpy(),
+        "part": part,
+    })  # fmt: skip

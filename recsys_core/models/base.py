@@ -59,6 +59,8 @@ class Recommender(nn.Module):
     # True when scores are a function of the history, so an unknown user with a history is
     # served by the model's own math rather than by a fallback.
     reads_history: ClassVar[bool] = False
+    # False for a model that gives every user the same list (popularity): nothing in a history explains it.
+    personalised: ClassVar[bool] = True
     # What the model does for an unknown user who brings a history, when it cannot read one.
     cold_start_fallback: ClassVar[str | None] = None
     # True when score_all(u, h) == query_vectors(u, h) @ item_vectors().T (up to a per-row

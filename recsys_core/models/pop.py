@@ -24,6 +24,7 @@ class Pop(Recommender):
     family = "baselines"
     paper = "Popularity baseline (e.g. Cremonesi et al., RecSys 2010)"
     config_class = PopConfig
+    personalised = False
 
     def __init__(self, config: PopConfig, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users, n_items)

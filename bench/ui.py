@@ -1,0 +1,313 @@
+"""Warm interaction timings of the lab's views on MovieLens-100K, written to docs/benchmarks.md.
+
+    python bench/ui.py [--dataset ml-100k] [--repeats 20] [--no-browser]
+
+Three layers, each measured warm (models and indexes already loaded and cached, as after the first
+visit):
+- library: the recsys_core calls a view makes (every trained model's top 10 for one user with
+  reasons; every history-aware model's next items plus the attention maps for one session);
+- AppTest: a whole script rerun of the page after the widget change (no browser, no network);
+- browser: Playwright and Debian's Chromium against `streamlit run app.py`, from the click or key
+  press until the new content is shown and Streamlit has stopped running (what a user waits for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.sections import write_section  # noqa: E402
+from recsys_core.artifacts import load_artifact, read_manifest  # noqa: E402
+from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
+from recsys_core.explain import explain_items, reason_vectors, recommend_each  # noqa: E402
+from recsys_core.serving import Request, session_attention  # noqa: E402
+
+MARKER = "<!-- ui -->"
+CHROMIUM = Path("/usr/bin/chromium")
+BUDGET_MS = {"user": 300, "session": 200, "page": 1500}
+
+
+def summary(samples: list[float]) -> str:
+    """Median and 90th percentile in milliseconds."""
+    ms = np.array(samples) * 1000
+    return f"{statistics.median(ms):.0f} ms (p90 {np.percentile(ms, 90):.0f} ms, n={len(ms)})"
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def library(dataset_name: str, repeats: int) -> dict[str, list[float]]:
+    dataset = load_dataset(dataset_name)
+    split = temporal_leave_last_out(dataset)
+    names = list(read_manifest(dataset_name)["models"])
+    artifacts = {n: load_artifact(dataset, n) for n in names}
+    models = {n: a.model for n, a in artifacts.items()}
+    vectors = {n: reason_vectors(m, split) for n, m in models.items()}
+    readers = {n: m for n, m in models.items() if m.reads_history}
+    rng = np.random.default_rng(0)
+    users = [str(u) for u in rng.choice(dataset.user_ids[1:], size=repeats + 1, replace=False)]
+    timings: dict[str, list[float]] = {"user": [], "session": [], "session+what-if": []}
+    for number, user_id in enumerate(users):
+        started = time.perf_counter()
+        answers = recommend_each(models, dataset, split, Request(user_id, k=10))
+        history = [int(i) for i in split.input_sequences("test")[dataset.user_index(user_id)]]
+        for name, answer in answers.items():
+            explain_items(models[name], vectors[name], dataset, history, answer.items)
+        if number:  # the first call warms up
+            timings["user"].append(time.perf_counter() - started)
+    sessions = [[str(dataset.item_ids[i]) for i in split.input_sequences("test")[dataset.user_index(u)][-10:]]
+                for u in users]  # fmt: skip
+    for number, session in enumerate(sessions):
+        started = time.perf_counter()
+        answers = recommend_each(readers, dataset, split, Request(None, history=session, k=10))
+        for model in readers.values():
+            if hasattr(model, "score_with_attention"):
+                session_attention(model, dataset, session)
+        middle = time.perf_counter()
+        recommend_each(readers, dataset, split, Request(None, history=session[1:], exclude=session[:1], k=10))
+        if number:
+            timings["session"].append(middle - started)
+            timings["session+what-if"].append(time.perf_counter() - started)
+    timings["models"] = [len(models)]
+    timings["readers"] = [len(readers)]
+    return timings
+
+
+def apptest(dataset_name: str, repeats: int) -> dict[str, list[float]]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["DEEPREC_DATASET"] = dataset_name
+    dataset = load_dataset(dataset_name)
+    timings: dict[str, list[float]] = {"user": [], "session": [], "page": []}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    pages = ["pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py", "app.py"]
+    for page in pages:  # warm every page once
+        at.switch_page(page).run()
+    for number in range(repeats + 1):
+        for page in pages:
+            started = time.perf_counter()
+            at.switch_page(page).run()
+            if number:
+                timings["page"].append(time.perf_counter() - started)
+            assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/2_User_Explorer.py").run()
+    rng = np.random.default_rng(1)
+    for number, user in enumerate(rng.choice(dataset.user_ids[1:], size=repeats + 1, replace=False)):
+        started = time.perf_counter()
+        at.selectbox(key="user").select(str(user)).run()
+        if number:
+            timings["user"].append(time.perf_counter() - started)
+        assert not at.exception
+    at.switch_page("pages/3_Session_Playground.py").run()
+    at.button(key="use_genre").click().run()
+    for number in range(repeats + 1):
+        box = at.selectbox(key="add_item")
+        started = time.perf_counter()
+        box.select_index(int(rng.integers(len(box.options)))).run()
+        if number:
+            timings["session"].append(time.perf_counter() - started)
+        assert not at.exception
+        if len(at.session_state["session"]) > 20:
+            at.session_state["session"] = at.session_state["session"][-10:]
+    return timings
+
+
+FLOOR_APP = """import streamlit as st
+st.session_state.setdefault("n", 0)
+if st.button("click"):
+    st.session_state.n += 1
+st.write(f"count {st.session_state.n}")
+"""
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def streamlit_server(script: Path, env: dict[str, str]) -> Iterator[str]:
+    """`streamlit run script` on 127.0.0.1 and a free port; yields its URL, stops it by its pid."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def browser(dataset_name: str, repeats: int) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    timings: dict[str, list[float]] = {"user": [], "session": [], "page": [], "floor": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+
+        def settle(text: str) -> None:
+            page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+            page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+        # The floor: one button and one line of text, the least a Streamlit rerun costs here.
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "floor.py"
+            script.write_text(FLOOR_APP)
+            with streamlit_server(script, {}) as url:
+                page.goto(url)
+                settle("count 0")
+                for number in range(1, repeats + 2):
+                    started = time.perf_counter()
+                    page.get_by_role("button", name="click").click()
+                    settle(f"count {number}")
+                    if number > 1:
+                        timings["floor"].append(time.perf_counter() - started)
+
+        with streamlit_server(ROOT / "app.py", {"DEEPREC_DATASET": dataset_name}) as url:
+            page.goto(url)
+            settle("Best so far")
+            views = [("Overview", "Model cards"), ("User Explorer", "How much do the models agree"),
+                     ("Session Playground", "Add a title"), ("app", "Best so far")]  # fmt: skip
+            for link, _ in views:
+                timings[f"page {link}"] = []
+            for number in range(repeats + 1):
+                for link, ready in views:
+                    started = time.perf_counter()
+                    page.locator('[data-testid="stSidebarNav"] a', has_text=link).first.click()
+                    settle(ready)
+                    if number:
+                        timings["page"].append(time.perf_counter() - started)
+                        timings[f"page {link}"].append(timings["page"][-1])
+            page.locator('[data-testid="stSidebarNav"] a', has_text="User Explorer").first.click()
+            settle("How much do the models agree")
+            dataset = load_dataset(dataset_name)
+            rng = np.random.default_rng(2)
+            for number, user in enumerate(rng.choice(dataset.user_ids[1:], size=repeats + 1, replace=False)):
+                page.get_by_label("User (", exact=False).first.click()
+                page.keyboard.type(str(user))
+                option = page.get_by_role("option", name=f"{user} ·", exact=False).first
+                started = time.perf_counter()
+                option.click()
+                settle(f"History of user {user}")
+                page.get_by_text("How much do the models agree").first.wait_for()
+                if number:
+                    timings["user"].append(time.perf_counter() - started)
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Session Playground").first.click()
+            settle("The session")
+            page.get_by_role("button", name="Use its 5 most popular items").click()
+            settle("What if: drop one item")
+            titles = dataset.items.sort_values("title")["title"].tolist()
+            for number in range(repeats + 1):
+                title = titles[int(rng.integers(len(titles)))]
+                page.get_by_label("Add a title").first.click()
+                page.keyboard.type(title)
+                option = page.get_by_role("option", name=title, exact=True).first
+                count = 6 + number
+                started = time.perf_counter()
+                option.click()
+                settle(f"The session ({count} items)")
+                page.get_by_text("What if: drop one item").first.wait_for()
+                if number:
+                    timings["session"].append(time.perf_counter() - started)
+        browser.close()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args()
+    lib = library(args.dataset, args.repeats)
+    print("library", {k: summary(v) for k, v in lib.items() if k not in ("models", "readers")}, flush=True)
+    app = apptest(args.dataset, args.repeats)
+    print("apptest", {k: summary(v) for k, v in app.items()}, flush=True)
+    web = browser(args.dataset, args.repeats) if CHROMIUM.exists() and not args.no_browser else None
+    if web:
+        print("browser", {k: summary(v) for k, v in web.items() if v}, flush=True)
+
+    def verdict(kind: str, samples: list[float]) -> str:
+        return "within" if median_ms(samples) < BUDGET_MS[kind] else "**over**"
+
+    def cell(timings: dict | None, key: str) -> str:
+        return summary(timings[key]) if timings else "not run"
+
+    n_models, n_readers = lib["models"][0], lib["readers"][0]
+    lines = [
+        MARKER,
+        f"## Interactive views on {args.dataset} (warm)",
+        "",
+        f"Measured by `python bench/ui.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} "
+        f"cores shared with another training job, {torch.get_num_threads()} torch threads, load average at the end "
+        f"{os.getloadavg()[0]:.1f}; {n_models} trained models ({n_readers} read a history). Median (p90) over "
+        f"{args.repeats} warm repetitions after one warm-up; models, splits and reason vectors cached as the "
+        "pages cache them.",
+        "",
+        "| interaction | budget | library calls | AppTest: whole script rerun | real browser (Chromium) |",
+        "|---|---|---|---|---|",
+        f"| all {n_models} models' top 10 for one user, with reasons | {BUDGET_MS['user']} ms | {summary(lib['user'])} "
+        f"| {summary(app['user'])} | {cell(web, 'user')} |",
+        f"| session change: {n_readers} history-aware models' next items + attention maps (+ what-if) "
+        f"| {BUDGET_MS['session']} ms | {summary(lib['session'])} (with the what-if: "
+        f"{summary(lib['session+what-if'])}) | {summary(app['session'])} | {cell(web, 'session')} |",
+        f"| page switch (Home, Overview, User explorer, Session playground) | {BUDGET_MS['page']} ms | - "
+        f"| {summary(app['page'])} | {cell(web, 'page')} |",
+        f"| floor: a one-button Streamlit page, click to new text | - | - | - | {cell(web, 'floor')} |",
+        "",
+        f"Against the budgets, server side (AppTest: the whole page script after the widget change, every "
+        f"model call, table and figure included): one user's top 10 of every model {verdict('user', app['user'])}, "
+        f"a session change {verdict('session', app['session'])}, a page switch {verdict('page', app['page'])}.",
+    ]
+    if web:
+        views = {k.removeprefix("page "): median_ms(v) for k, v in web.items() if k.startswith("page ") and v}
+        per_view = ", ".join(f"{view} {ms:.0f} ms" for view, ms in views.items())
+        slow = [view for view, ms in views.items() if ms >= BUDGET_MS["page"]]
+        lines += [
+            "",
+            f"In the browser, from the click until the new content is drawn and Streamlit has stopped running: a page "
+            f"switch is {verdict('page', web['page'])} the budget in the median over all views (per view: {per_view}"
+            + (f"; **over** for {', '.join(slow)}" if slow else "; every view within")
+            + f"); one user's lists and a session change are {verdict('user', web['user'])} and "
+            f"{verdict('session', web['session'])} theirs. Of each of these, {median_ms(web['floor']):.0f} ms is the "
+            "floor that any Streamlit rerun costs in this browser on this machine (a one-button page, last row); the "
+            "rest is drawing the page's tables (Glide data grids) and plotly figures, on two cores that another job "
+            "keeps busy.",
+        ]
+    lines.append(MARKER)
+    write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

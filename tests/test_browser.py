@@ -1,0 +1,150 @@
+"""Real-browser tests: Playwright drives Debian's Chromium against `streamlit run app.py`.
+
+Each view opens without an error, a user is picked, a session is built by typing and clicking, and
+attention shows. Screenshots of every view land in test-artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {
+        "executable_path": str(CHROMIUM),
+        "headless": True,
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def server(trained_synthetic_store):
+    """`streamlit run app.py` on 127.0.0.1 and a free port, over the trained synthetic store."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(trained_synthetic_store), "DEEPREC_DATASET": "synthetic",
+           "OMP_WAIT_POLICY": "PASSIVE", "DEEPREC_NUM_THREADS": os.environ.get("DEEPREC_NUM_THREADS", "1")}  # fmt: skip
+    SHOTS.mkdir(exist_ok=True)
+    log = open(SHOTS / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"streamlit did not start: {(SHOTS / 'streamlit.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+    log.close()
+
+
+def settle(page, text: str, timeout: float = 60_000) -> None:
+    """Wait for text that the finished run shows, then for Streamlit to stop running."""
+    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def check_no_error(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+    assert "Traceback" not in page.locator('[data-testid="stMain"]').inner_text()
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole main panel: Streamlit scrolls inside it, so the viewport is made as tall first."""
+    SHOTS.mkdir(exist_ok=True)
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return m ? m.scrollHeight : document.body.scrollHeight; }")  # fmt: skip
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 800), 12_000)})
+    page.wait_for_timeout(500)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    return path
+
+
+VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "Model cards", "overview"),
+         ("User_Explorer", "User explorer", "How much do the models agree", "user_explorer"),
+         ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
+def test_every_view_opens_without_an_error(server, page, path, title, ready, shot):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/{path}")
+    settle(page, ready)
+    assert page.locator("h1").first.inner_text().startswith(title)
+    check_no_error(page)
+    assert screenshot(page, shot).stat().st_size > 10_000
+
+
+def test_a_user_is_picked_in_the_explorer(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/User_Explorer")
+    settle(page, "How much do the models agree")
+    box = page.get_by_label("User (", exact=False).first
+    box.click()
+    page.keyboard.type("u42")
+    page.get_by_role("option", name="u42 ·", exact=False).first.click()
+    settle(page, "History of user u42")
+    check_no_error(page)
+    assert page.locator(".js-plotly-plot").count() >= 1
+    screenshot(page, "user_explorer_u42")
+
+
+def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Session_Playground")
+    settle(page, "The session is empty")
+    for n, title in enumerate(["Item 1 (group 0)", "Item 2 (group 0)", "Item 3 (group 0)"], start=1):
+        page.get_by_label("Add a title").first.click()
+        page.keyboard.type(title)
+        page.get_by_role("option", name=title, exact=True).first.click()
+        settle(page, f"The session ({n} items)")
+    check_no_error(page)
+    settle(page, "What if: drop one item")
+    assert page.locator(".js-plotly-plot").count() >= 2  # sasrec and bert4rec attention maps
+    assert page.get_by_text("sasrec: attention averaged", exact=False).count() >= 1
+    page.get_by_label("Item to move or remove").first.click()
+    page.get_by_role("option", name="3. Item 3 (group 0)").first.click()
+    page.get_by_role("button", name="↑ earlier").click()
+    page.get_by_role("option").first.wait_for(state="detached")
+    settle(page, "What if: drop one item")
+    assert page.locator('[data-testid="stMarkdownContainer"] ol').first.inner_text().splitlines() == [
+        "Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]  # fmt: skip
+    check_no_error(page)
+    screenshot(page, "session_playground")

@@ -1,0 +1,198 @@
+"""AppTest of every view: with trained models, with none, and with one broken model."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from conftest import PAGE_MODELS
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.data import PROTOCOL
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def trained(trained_synthetic_store, monkeypatch):
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(trained_synthetic_store))
+    return trained_synthetic_store
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def add_title(at: AppTest, title: str) -> None:
+    box = at.selectbox(key="add_item")
+    box.select_index(box.options.index(title)).run()
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_explains_when_nothing_is_trained(page):
+    at = open_page(page)
+    assert not at.error
+    messages = " ".join(i.value for i in at.info)
+    assert "No model is trained" in messages and "home page" in messages
+
+
+def test_overview_shows_data_leaderboard_curves_and_cards(trained):
+    at = open_page("pages/1_Overview.py")
+    assert [h.value for h in at.header] == ["The data: synthetic", "Leaderboard", "Charts", "Model cards"]
+    assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
+    assert any(PROTOCOL in c.value for c in at.caption)
+    titles = []
+    for chart in at.radio(key="chart").options:
+        at.radio(key="chart").set_value(chart).run()
+        assert not at.exception and not at.info
+        titles += [f["layout"]["title"]["text"] for f in figures(at)]
+    expected_titles = ("95% confidence", "Validation NDCG", "Training loss", "Long tails", "per genre",
+                       "per month", "Ratings")  # fmt: skip
+    assert len(titles) == len(expected_titles)
+    for expected in expected_titles:
+        assert any(expected in t for t in titles), expected
+    labels = [m.label for m in at.metric]
+    assert labels[-5:] == ["Parameters", "Training time", "Device", "Best epoch", "Test NDCG@10"]
+    at.selectbox(key="card_model").select("ease").run()
+    assert not at.exception
+    assert any("Embarrassingly Shallow" in m.value for m in at.markdown)
+    assert any("Tuning grid" in c.value for c in at.caption)  # a closed-form model shows its grid
+
+
+def test_overview_without_models_still_shows_the_data(monkeypatch):
+    at = open_page("pages/1_Overview.py")
+    assert "No model is trained" in at.info[0].value
+    assert at.radio(key="chart").options == ["Long tails", "Genres", "Ratings over time", "Rating distribution"]
+    assert "Long tails" in figures(at)[0]["layout"]["title"]["text"]
+
+
+def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trained):
+    at = open_page("pages/2_User_Explorer.py")
+    tables = at.dataframe[1:]
+    assert len(tables) == len(PAGE_MODELS)
+    for table in tables:
+        frame = table.value
+        assert len(frame) == 10 and {"title", "score", "because you watched"} <= set(frame.columns)
+        assert frame["title"].str.startswith("Item ").all()  # titles, not ids
+    # the sequential models find the planted next item for most users: some list marks it
+    found = False
+    for user in ("u1", "u2", "u3", "u4", "u5"):
+        at.selectbox(key="user").select(user).run()
+        assert not at.exception
+        found |= any((t.value["test item"] == "✔").any() for t in at.dataframe[1:])
+    assert found
+    assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
+    overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
+    assert overlap and overlap[0]["data"][0]["x"] == list(PAGE_MODELS)
+    at.radio(key="overlap").set_value("Jaccard").run()
+    assert not at.exception and any("Jaccard" in f["layout"]["title"]["text"] for f in figures(at))
+    at.button(key="random_user").click().run()
+    assert not at.exception
+    at.slider(key="activity").set_value((19, 20)).run()
+    assert not at.exception
+    assert at.selectbox(key="user").value in {f"u{i}" for i in range(1, 301)}
+
+
+def session_titles(at: AppTest) -> list[str]:
+    """The numbered session list, as shown (markdown escapes removed)."""
+    listed = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    return [line.split(". ", 1)[1].replace("\\", "") for line in listed[0].splitlines()] if listed else []
+
+
+def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(
+    trained, synthetic, synthetic_split
+):
+    at = open_page("pages/3_Session_Playground.py")
+    assert "session is empty" in at.info[0].value
+    for item in (1, 2, 3):
+        add_title(at, f"Item {item} (group 0)")
+        assert not at.exception
+    assert session_titles(at) == ["Item 1 (group 0)", "Item 2 (group 0)", "Item 3 (group 0)"]
+    readers = [m for m in PAGE_MODELS if m not in ("pop", "bpr")]
+    predictions = at.dataframe[0].value
+    assert [c.split(" ")[0] for c in predictions.columns] == readers and len(predictions) == 10
+    # the planted rule: after items 1, 2, 3 of a group comes item 4
+    assert predictions.iloc[0][predictions.columns[readers.index("sasrec")]].startswith("Item 4 (group 0) · ")
+    maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
+    assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
+    assert maps[0]["data"][0]["x"][0] == "1. Item 1 (group 0)"
+    at.radio(key="attention_view").set_value("Per layer and head").run()
+    assert not at.exception
+    assert any("layer 1, head 1" in a["text"] for f in figures(at) for a in f["layout"].get("annotations", []))
+    what_if = at.dataframe[-1].value
+    assert set(what_if["model"]) == set(readers)
+    at.selectbox(key="drop").select(2).run()
+    assert not at.exception and "without **Item 3 \\(group 0\\)**" in at.caption[-1].value
+    at.selectbox(key="edit_position").select(2).run()
+    at.button(key="move_up").click().run()
+    assert session_titles(at) == ["Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]
+    assert at.selectbox(key="edit_position").value == 1  # the selection follows the moved item
+    at.selectbox(key="edit_position").select(0).run()
+    at.button(key="remove_item").click().run()
+    assert not at.exception
+    assert session_titles(at) == ["Item 3 (group 0)", "Item 2 (group 0)"]
+    at.button(key="use_genre").click().run()
+    assert not at.exception and len(session_titles(at)) == 5
+    at.button(key="use_user").click().run()
+    u1 = synthetic_split.input_sequences("test")[synthetic.user_index("u1")][-15:]
+    assert not at.exception and session_titles(at) == synthetic.titles(u1)
+    at.button(key="clear_session").click().run()
+    assert not at.exception and "session is empty" in at.info[0].value
+
+
+def test_titles_are_shown_literally_in_markdown():
+    from ui import markdown_text
+
+    assert markdown_text("[x](http://a) *b* $c$") == "\\[x\\]\\(http://a\\) \\*b\\* \\$c\\$"
+
+
+def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_store, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    shutil.copytree(trained_synthetic_store, store)
+    (store / "synthetic" / "sasrec" / "weights.safetensors").write_bytes(b"damaged")
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(store))
+    for page in PAGES:
+        at = open_page(page)
+        assert not at.error
+    at = open_page("pages/2_User_Explorer.py")
+    assert any("sasrec" in w.value and "damaged" in w.value for w in at.warning)
+    assert len(at.dataframe) == len(PAGE_MODELS)  # history + every other model
+    at = open_page("pages/3_Session_Playground.py")
+    add_title(at, "Item 5 (group 0)")
+    assert not at.exception
+    assert any("sasrec" in w.value for w in at.warning)
+    assert any("bert4rec" in f["layout"]["title"]["text"] for f in figures(at))
+
+
+def test_views_show_a_running_background_training_in_the_sidebar(isolated_store):
+    from recsys_core.jobs import cancel_job, job_status, start_job
+
+    start_job("synthetic", ["pop", "sasrec"], quick=False, device="cpu")
+    try:
+        deadline = time.monotonic() + 60
+        while job_status("synthetic").current != "sasrec" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        at = open_page("pages/2_User_Explorer.py")  # pop has landed: the view is usable already
+        assert any("Background training on synthetic: 1 of 2 models stored" in c.value for c in at.sidebar.caption)
+        assert len(at.dataframe) == 2  # the history and pop's list
+    finally:
+        cancel_job("synthetic")
