@@ -4,8 +4,9 @@
    that peers such as RecBole report, so our rankers can be compared with theirs: interactions
    split at random 80/10/10 (seeded), label = rating >= 4, user and item features plus the
    interaction's weekday and hour (no history: with a random split the history fields made the
-   rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs); each ranker is trained on the 80%, its epoch chosen on
-   validation AUC, and AUC/LogLoss reported on the 10% test rows.
+   rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs); each ranker
+   is trained on the 80%, its epoch chosen on validation AUC, and AUC/LogLoss reported on the 10%
+   test rows.
 2. Held-out rows of the top-K protocol (SPEC section 3): each evaluated user's held-out item as a
    positive against sampled unseen items as negatives, scored with the stage's input history.
 
