@@ -27,7 +27,11 @@ class DCNConfig(RankerConfig):
     cross_layers: int = 3
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2
-    learning_rate: float = 2e-3  # cross layers start near the identity and learn slowly at 1e-3
+    # Cross layers start near the identity: validation can stay flat for the first epochs, so
+    # learn faster and wait longer (planted data, 4 seeds: HR@10 0.18 in two of them with
+    # patience 3, 0.95 in all four with patience 5).
+    learning_rate: float = 2e-3
+    patience: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
