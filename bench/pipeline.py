@@ -34,7 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
 from recsys_core.artifacts import ArtifactError, load_artifact, read_manifest  # noqa: E402
-from recsys_core.ctr import CTR_PROTOCOL, evaluate_ctr, held_out_rows, popularity_logits, row_logits  # noqa: E402
+from recsys_core.ctr import (  # noqa: E402
+    CTR_MODEL_SETTINGS,
+    CTR_PROTOCOL,
+    CTR_TRAINING,
+    evaluate_ctr,
+    held_out_rows,
+    popularity_logits,
+    row_logits,
+)
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.features import item_features  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
@@ -197,8 +205,10 @@ def ctr_table(dataset_name: str, from_file: Path | None = None) -> list[str]:
     lines = [
         f"### Explicit-label protocol (`python -m recsys_core evaluate --protocol ctr`), {dataset_name}",
         "",
-        f"{CTR_PROTOCOL}. RecBole 1.2.1 with its defaults on exactly this split and label, measured on this "
-        "kind of machine (issue 5). Popularity: the item's training-row count as the score.",
+        f"{CTR_PROTOCOL}. Settings for this protocol: {CTR_TRAINING}, and per model {CTR_MODEL_SETTINGS}, each "
+        "chosen on validation AUC (see recsys_core/ctr.py). RecBole 1.2.1 with its defaults on this protocol "
+        "(its own random split), measured on this kind of machine (issue 5). Popularity: the item's "
+        "training-row count as the score.",
         "",
         "| model | test AUC | test LogLoss | valid AUC | best epoch | train s | RecBole AUC / LogLoss "
         "| AUC >= RecBole |",
