@@ -8,10 +8,9 @@ import time
 import streamlit as st
 
 from recsys_core.artifacts import TrainingLocked, leaderboard
-from recsys_core.data import PROTOCOL
 from recsys_core.jobs import cancel_job, job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from ui import select_dataset, trained_versions
+from ui import leaderboard_table, select_dataset, trained_versions
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
 # Shared demos can switch training from the browser off (SPEC section 10).
@@ -126,17 +125,6 @@ board = leaderboard(name)
 if board.empty:
     st.info("No model is trained on this dataset yet: the leaderboard appears as soon as the first one lands.")
     st.stop()
-st.caption(f"Test metrics. Protocol: {PROTOCOL}. 95% confidence intervals over users.")
-metric_format = st.column_config.NumberColumn(format="%.4f")
-st.dataframe(
-    board,
-    hide_index=True,
-    width="stretch",
-    column_config={
-        **{c: metric_format for c in ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")},
-        "coverage@10": st.column_config.NumberColumn(format="%.3f"),
-        "train seconds": st.column_config.NumberColumn(format="%.1f"),
-    },
-)
+leaderboard_table(board)
 best = board.iloc[0]
 st.success(f"Best so far: **{best['model']}** with NDCG@10 {best['NDCG@10']:.4f} {best['NDCG@10 95% CI']}.")

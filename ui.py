@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_manifest
 from recsys_core.data import DATASETS, DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
+from recsys_core.data.split import PROTOCOL
 from recsys_core.explain import ReasonVectors, reason_vectors
 from recsys_core.jobs import job_status
 from recsys_core.models import REGISTRY
@@ -64,6 +65,22 @@ def markdown_text(text: str) -> str:
     """``text`` (a title from a user's file, say) shown literally inside markdown: no links, images,
     emphasis or math."""
     return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def leaderboard_table(board: pd.DataFrame) -> None:
+    """The leaderboard as every page shows it: the protocol label first, metrics with their CIs."""
+    st.caption(f"Test metrics. Protocol: {PROTOCOL}. 95% confidence intervals over users.")
+    metric_format = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(
+        board,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            **{c: metric_format for c in ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")},
+            "coverage@10": st.column_config.NumberColumn(format="%.3f"),
+            "train seconds": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
 
 
 def dataset_error_message(error: Exception) -> str:

@@ -9,7 +9,7 @@ import streamlit as st
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from recsys_core.data import stats as data_stats
-from ui import HOME_HINT, family_of, select_dataset, trained_versions
+from ui import HOME_HINT, family_of, leaderboard_table, select_dataset, trained_versions
 
 st.set_page_config(page_title="Overview · DeepRec Lab", page_icon="📊", layout="wide")
 st.title("Overview")
@@ -63,18 +63,7 @@ for model in versions:
 for model, problem in problems.items():
     st.warning(f"{model}: {problem}")
 if not board.empty:
-    st.caption(f"Test metrics. Protocol: {PROTOCOL}. Intervals: 95% confidence over users.")
-    metric_format = st.column_config.NumberColumn(format="%.4f")
-    st.dataframe(
-        board,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            **{c: metric_format for c in ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")},
-            "coverage@10": st.column_config.NumberColumn(format="%.3f"),
-            "train seconds": st.column_config.NumberColumn(format="%.1f"),
-        },
-    )
+    leaderboard_table(board)
 
 # One chart at a time: each plotly figure costs the browser a few hundred milliseconds to draw,
 # and a page switch should stay well under a second and a half.
