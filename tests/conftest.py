@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Set before torch loads its OpenMP runtime, and inherited by the CLI, job and streamlit
+# subprocesses: threads that spin while they wait stall badly when the test process, a training
+# job, a streamlit server and chromium share two cores; passive waiting changes nothing when idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
-from recsys_core.data import Dataset, DatasetUnavailable, load_dataset, make_synthetic, temporal_leave_last_out
+from recsys_core.data import (
+    Dataset,
+    DatasetUnavailable,
+    load_dataset,
+    make_synthetic,
+    temporal_leave_last_out,
+)
 from recsys_core.data.split import Split
 
 
