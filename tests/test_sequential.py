@@ -2,10 +2,12 @@
 (causal, padding-blind) distribution, and sessions of external ids are served as given."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from recsys_core.data import make_synthetic, temporal_leave_last_out
+from recsys_core.data.dataset import build_dataset
 from recsys_core.data.sequences import training_windows
 from recsys_core.evaluate import evaluate_model, pad_histories
 from recsys_core.models import build_model
@@ -174,3 +176,20 @@ def test_session_attention_names_the_positions_it_read(name, chain, chain_models
     assert long_view.items[0] == f"i{31 - model.max_history}" and long_view.notes
     with pytest.raises(RequestError, match="no attention"):
         session_attention(chain_models["gru4rec"], dataset, ["i5"])
+
+
+def test_a_known_user_without_interactions_gets_popularity_not_constant_scores(chain, chain_models):
+    """A user listed in the users table but with no interactions has nothing to read: the answer
+    is the popularity fallback, as for a stranger, not the model's scores of an empty sequence."""
+    dataset, _ = chain
+    frame = dataset.interactions
+    ratings = pd.DataFrame({
+        "user_id": dataset.user_ids[frame["user"].to_numpy()], "item_id": dataset.item_ids[frame["item"].to_numpy()],
+        "rating": frame["rating"].to_numpy(), "timestamp": frame["timestamp"].to_numpy(),
+    })  # fmt: skip
+    users = pd.DataFrame({"user_id": [*map(str, dataset.user_ids[1:]), "newcomer"]})
+    with_newcomer = build_dataset("chain-plus-newcomer", ratings, None, users, source="test")
+    assert with_newcomer.user_index("newcomer") != 0
+    answer = recommend(chain_models["sasrec"], with_newcomer, temporal_leave_last_out(with_newcomer),
+                       Request("newcomer", k=5))  # fmt: skip
+    assert answer.fallback == POPULARITY_FALLBACK and len(answer.items) == 5
