@@ -10,7 +10,7 @@ import streamlit as st
 from recsys_core.artifacts import TrainingLocked, leaderboard
 from recsys_core.jobs import cancel_job, job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from ui import leaderboard_table, select_dataset, trained_versions
+from ui import dataset_metrics, leaderboard_table, select_dataset, trained_versions
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
 # Shared demos can switch training from the browser off (SPEC section 10).
@@ -35,11 +35,7 @@ dataset = select_dataset(training_status=False)  # this page shows the job itsel
 name = dataset.name
 summary = dataset.summary()
 st.subheader(f"Dataset: {name}")
-columns = st.columns(4)
-columns[0].metric("Users", f"{summary['users']:,}")
-columns[1].metric("Items", f"{summary['items']:,}")
-columns[2].metric("Interactions", f"{summary['interactions']:,}")
-columns[3].metric("Density", f"{summary['density']:.2%}")
+dataset_metrics(summary)
 st.caption(f"Source: {summary['source']}")
 
 st.subheader("Training")

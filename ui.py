@@ -67,6 +67,15 @@ def markdown_text(text: str) -> str:
     return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
 
 
+def dataset_metrics(summary: dict) -> None:
+    """Users, items, interactions and density in one row, as the home page and the Overview show them."""
+    cells = st.columns(4)
+    cells[0].metric("Users", f"{summary['users']:,}")
+    cells[1].metric("Items", f"{summary['items']:,}")
+    cells[2].metric("Interactions", f"{summary['interactions']:,}")
+    cells[3].metric("Density", f"{summary['density']:.2%}")
+
+
 def leaderboard_table(board: pd.DataFrame) -> None:
     """The leaderboard as every page shows it: the protocol label first, metrics with their CIs."""
     st.caption(f"Test metrics. Protocol: {PROTOCOL}. 95% confidence intervals over users.")

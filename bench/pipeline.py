@@ -177,12 +177,10 @@ def fmt_ci(summary: dict, metric: str) -> str:
 @torch.no_grad()
 def retriever_auc(retriever, rows) -> float:
     """The retriever's own scores on the labelled rows (its full-catalogue scores, gathered)."""
-    users = np.unique(rows["user"])
-    first = {u: i for i, u in enumerate(rows["user"]) if rows["user"][i - 1] != u or i == 0}
-    histories = torch.from_numpy(np.stack([rows["history"][first[u]] for u in users]))
+    users, first, row_of = np.unique(rows["user"], return_index=True, return_inverse=True)
+    histories = torch.from_numpy(rows["history"][first])  # every row of a user has the same history
     scores = retriever.score_all(torch.from_numpy(users), histories).float().numpy()
-    row_of = {u: i for i, u in enumerate(users)}
-    logits = scores[[row_of[u] for u in rows["user"]], rows["item"]]
+    logits = scores[row_of, rows["item"]]
     return auc(rows["label"], logits)
 
 

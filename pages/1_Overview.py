@@ -9,7 +9,7 @@ import streamlit as st
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from recsys_core.data import stats as data_stats
-from ui import HOME_HINT, family_of, leaderboard_table, select_dataset, trained_versions
+from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, select_dataset, trained_versions
 
 st.set_page_config(page_title="Overview · DeepRec Lab", page_icon="📊", layout="wide")
 st.title("Overview")
@@ -38,11 +38,7 @@ summary = dataset.summary()
 items = tables["tails"][tables["tails"]["of"].str.startswith("items")]
 head = int((items["cumulative share"] < 0.5).sum()) + 1
 st.header(f"The data: {name}")
-cells = st.columns(4)
-cells[0].metric("Users", f"{summary['users']:,}")
-cells[1].metric("Items", f"{summary['items']:,}")
-cells[2].metric("Interactions", f"{summary['interactions']:,}")
-cells[3].metric("Density", f"{summary['density']:.2%}")
+dataset_metrics(summary)
 st.caption(
     f"The {head:,} most popular items ({head / max(len(items), 1):.0%} of the catalogue) account for half of "
     f"all interactions. Source: {summary['source']}. Charts of the long tails, genres and time below."

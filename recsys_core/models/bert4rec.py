@@ -25,7 +25,7 @@ from torch import nn
 from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
-from recsys_core.models.sequential import MultiHeadSelfAttention, SequentialConfig, keep_recent, next_item_loss
+from recsys_core.models.sequential import SequentialConfig, TransformerBlock, keep_recent, next_item_loss
 
 
 @dataclass
@@ -45,27 +45,17 @@ class BERT4RecConfig(SequentialConfig):
             raise ValueError("mask_ratio must be in (0, 1)")
 
 
-class BERT4RecBlock(nn.Module):
+def bert4rec_block(config: BERT4RecConfig) -> TransformerBlock:
     """Bidirectional self-attention, then a GELU feed-forward network 4x as wide, as in BERT
     (which, like this block, drops out the attention weights and each sub-layer's output, not the
     wide hidden layer: there, dropout would cost a third of the training time)."""
-
-    def __init__(self, config: BERT4RecConfig) -> None:
-        super().__init__()
-        dim = config.embedding_dim
-        self.attention_norm = nn.LayerNorm(dim)
-        self.attention = MultiHeadSelfAttention(dim, config.n_heads, config.dropout)
-        self.feed_forward_norm = nn.LayerNorm(dim)
-        self.feed_forward = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(x), allowed, need_weights)
-        x = x + self.dropout(attended)  # (B, T, D)
-        x = x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))  # (B, T, D)
-        return x, weights
+    dim = config.embedding_dim
+    return TransformerBlock(
+        dim,
+        config.n_heads,
+        config.dropout,
+        lambda: nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)),
+    )
 
 
 class BERT4Rec(Recommender):
@@ -86,7 +76,7 @@ class BERT4Rec(Recommender):
         self.position_embedding = nn.Embedding(config.max_len, dim)
         self.embedding_norm = nn.LayerNorm(dim)
         self.embedding_dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(BERT4RecBlock(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(bert4rec_block(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(dim)
         for embedding in (self.item_embedding, self.position_embedding):
             nn.init.normal_(embedding.weight, std=dim**-0.5)

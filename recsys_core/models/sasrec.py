@@ -24,7 +24,7 @@ from torch import nn
 from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
-from recsys_core.models.sequential import MultiHeadSelfAttention, SequentialConfig, keep_recent, next_item_loss
+from recsys_core.models.sequential import SequentialConfig, TransformerBlock, keep_recent, next_item_loss
 
 
 @dataclass
@@ -39,28 +39,14 @@ class SASRecConfig(SequentialConfig):
             raise ValueError("n_layers and n_heads must be positive")
 
 
-class SASRecBlock(nn.Module):
-    """Causal self-attention, then the point-wise feed-forward network, each with a residual."""
-
-    def __init__(self, config: SASRecConfig) -> None:
-        super().__init__()
-        dim = config.embedding_dim
-        self.attention_norm = nn.LayerNorm(dim)
-        self.attention = MultiHeadSelfAttention(dim, config.n_heads, config.dropout)
-        self.feed_forward_norm = nn.LayerNorm(dim)
-        # The paper's FFN keeps the width at d (two d x d layers with a ReLU between).
-        self.feed_forward = nn.Sequential(
-            nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(dim, dim)
-        )
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(x), allowed, need_weights)
-        x = x + self.dropout(attended)  # (B, T, D)
-        x = x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))  # (B, T, D)
-        return x, weights
+def sasrec_block(config: SASRecConfig) -> TransformerBlock:
+    """Causal self-attention (the mask comes from the caller), then the paper's feed-forward
+    network, which keeps the width at d (two d x d layers with a ReLU between)."""
+    dim = config.embedding_dim
+    return TransformerBlock(
+        dim, config.n_heads, config.dropout,
+        lambda: nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(dim, dim)),
+    )  # fmt: skip
 
 
 class SASRec(Recommender):
@@ -79,7 +65,7 @@ class SASRec(Recommender):
         # Position p counts back from the most recent item (p = max_len - 1 is the last one).
         self.position_embedding = nn.Embedding(config.max_len, dim)
         self.embedding_dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(SASRecBlock(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(sasrec_block(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(dim)
         for embedding in (self.item_embedding, self.position_embedding):
             nn.init.normal_(embedding.weight, std=dim**-0.5)

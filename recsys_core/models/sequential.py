@@ -9,6 +9,7 @@ same history gives the same scores whatever padding its batch needed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -128,3 +129,26 @@ class MultiHeadSelfAttention(nn.Module):
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch, length, dim)  # (B, T, D)
         return self.out(context), weights
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention, then a point-wise feed-forward network, each with a residual and
+    dropout on its output. SASRec and BERT4Rec differ only in the mask they pass and in
+    ``feed_forward`` (the paper's d x d ReLU network, or BERT's 4d-wide GELU one). It is built
+    here, after the attention, so a seed gives the same initial weights in every layer order."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, feed_forward: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(dim)
+        self.attention = MultiHeadSelfAttention(dim, n_heads, dropout)
+        self.feed_forward_norm = nn.LayerNorm(dim)
+        self.feed_forward = feed_forward()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.attention_norm(x), allowed, need_weights)
+        x = x + self.dropout(attended)  # (B, T, D)
+        x = x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))  # (B, T, D)
+        return x, weights
