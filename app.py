@@ -46,7 +46,7 @@ st.write(f"**{len(trained)}** of {len(REGISTRY)} models trained on {name}: " + (
 
 def start(models: list[str]) -> None:
     try:
-        start_job(name, models, quick=True)
+        start_job(name, models, quick=True, maps=True)
     except (TrainingLocked, ValueError, OSError) as error:
         st.session_state["job_error"] = str(error)
 

@@ -8,6 +8,7 @@ anything and a retrained model is picked up on the next rerun without a restart.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_m
 from recsys_core.data import DATASETS, DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.data.split import PROTOCOL
+from recsys_core.embeddings import EmbeddingMap, load_or_fit_map, map_path, map_points
 from recsys_core.explain import ReasonVectors, reason_vectors
 from recsys_core.jobs import job_status
 from recsys_core.models import REGISTRY
@@ -217,4 +219,77 @@ def heatmap_grid(stack: np.ndarray, labels: list[str], titles: list[str], column
     figure.update_layout(
         title=title, height=380 * rows, coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": float(stack.max())}
     )
+    return figure
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_map(dataset_name: str, model_name: str, version: str, kind: str) -> EmbeddingMap:
+    """A model's embedding map, fitted at most once per artifact version (and then read from disk)."""
+    return load_or_fit_map(cached_artifact(dataset_name, model_name, version), cached_split(dataset_name), kind)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_map_points(dataset_name: str, model_name: str, version: str, kind: str) -> pd.DataFrame:
+    drawn = cached_map(dataset_name, model_name, version, kind)
+    return map_points(cached_dataset(dataset_name), cached_split(dataset_name), drawn)
+
+
+def map_is_stored(dataset_name: str, model_name: str, version: str, kind: str) -> bool:
+    return map_path(cached_artifact(dataset_name, model_name, version), kind).is_file()
+
+
+@dataclass
+class Overlay:
+    """Points drawn over a map: a user's history, a session path, recommendations, a chosen item."""
+
+    name: str
+    ids: list[int]  # internal ids, in order (a path is drawn in this order)
+    symbol: str
+    colour: str
+    path: bool = False
+    size: int = 13
+
+
+CONTINUOUS_COLOURS = {"release year": "year", "popularity": "popularity", "activity": "activity"}
+
+
+def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: list[Overlay]) -> go.Figure:
+    """A map's points coloured by a category (one trace per value, toggled in the legend) or a
+    number (one trace with a colour bar), hover showing titles, with ``overlays`` on top. Every
+    point carries its id as ``customdata``, which a click hands back."""
+    figure = go.Figure()
+    hover = "%{text}<extra>%{fullData.name}</extra>"
+    if colour in CONTINUOUS_COLOURS:
+        values = points[CONTINUOUS_COLOURS[colour]].to_numpy(dtype=np.float64)
+        shown = np.log10(1 + values) if colour in ("popularity", "activity") else values
+        bar_title = f"log10(1 + {colour})" if colour in ("popularity", "activity") else colour
+        figure.add_trace(go.Scatter(
+            x=points["x"], y=points["y"], mode="markers", text=points["label"], customdata=points["id"],
+            name=colour, hovertemplate=hover, showlegend=False,
+            marker={"size": 6, "opacity": 0.75, "color": shown, "colorscale": "Viridis",
+                    "colorbar": {"title": bar_title}},
+        ))  # fmt: skip
+    else:
+        for value, group in points.groupby("genre", sort=True):
+            figure.add_trace(go.Scatter(
+                x=group["x"], y=group["y"], mode="markers", text=group["label"], customdata=group["id"],
+                name=str(value), hovertemplate=hover, marker={"size": 6, "opacity": 0.7},
+            ))  # fmt: skip
+    where = points.set_index("id")
+    for overlay in overlays:
+        ids = [i for i in overlay.ids if i in where.index]
+        if not ids:
+            continue
+        spot = where.loc[ids]
+        figure.add_trace(go.Scatter(
+            x=spot["x"], y=spot["y"], mode="lines+markers" if overlay.path else "markers", name=overlay.name,
+            text=spot["label"], customdata=ids, hovertemplate=hover,
+            line={"color": overlay.colour, "width": 2}, legendrank=1,
+            marker={"symbol": overlay.symbol, "size": overlay.size, "color": overlay.colour,
+                    "line": {"width": 2, "color": overlay.colour}},
+        ))  # fmt: skip
+    figure.update_layout(
+        title=title, height=560, xaxis={"visible": False}, yaxis={"visible": False},
+        legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 50, "b": 10}, clickmode="event+select",
+    )  # fmt: skip
     return figure

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--quick", action="store_true", help="cap training epochs (demo profile)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--maps", action="store_true", help="also draw each model's embedding maps (UMAP, cached)")
     train.add_argument("--progress-jsonl", default=None, metavar="PATH",
                        help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 
@@ -133,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed,
-                               progress=report)  # fmt: skip
+                               progress=report, maps=args.maps)  # fmt: skip
     except TrainingLocked as error:
         if journal:
             journal.write({"event": "finished", "ok": False, "message": str(error), "reports": []})

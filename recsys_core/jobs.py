@@ -98,6 +98,7 @@ def start_job(
     device: str = "auto",
     seed: int = 0,
     root: Path | None = None,
+    maps: bool = False,
 ) -> JobStatus:
     """Start training ``models`` on ``dataset`` in the background and return its first status.
 
@@ -119,6 +120,8 @@ def start_job(
                "--device", device, "--seed", str(seed), "--progress-jsonl", str(journal)]  # fmt: skip
     if quick:
         command.append("--quick")
+    if maps:
+        command.append("--maps")  # drawn after every model has landed, so the first map view is a read
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     if root is not None:
         env["DEEPREC_ARTIFACTS_DIR"] = str(root)

@@ -23,10 +23,10 @@ from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.features import item_features
 from recsys_core.data.split import Split
-from recsys_core.evaluate import Evaluation, evaluate_lists, mask_history, pad_histories, top_k
+from recsys_core.evaluate import Evaluation, evaluate_lists, mask_history, pad_histories, rank_of_targets, top_k
 from recsys_core.models import REGISTRY
 from recsys_core.models.base import Recommender
-from recsys_core.retrieval import ItemIndex, check_index
+from recsys_core.retrieval import ItemIndex, check_index, recall_at_k
 from recsys_core.serving import Answer, Request, recommend, resolve_request
 
 DEFAULT_CANDIDATES = 200
@@ -71,16 +71,32 @@ def retrieve(
 ) -> torch.Tensor:
     """(B, n) candidate items per row, best first, none of them in ``excluded`` (default: the
     history) and never padding; rows with fewer available items end in 0s."""
+    return retrieve_with_source(retriever, users, histories, n, excluded, index)[0]
+
+
+@torch.no_grad()
+def retrieve_with_source(
+    retriever: Recommender,
+    users: torch.Tensor,
+    histories: torch.Tensor,
+    n: int,
+    excluded: torch.Tensor | None = None,
+    index: ItemIndex | None = None,
+) -> tuple[torch.Tensor, str]:
+    """:func:`retrieve`, and what answered: the index's description, or "exact" (also when the
+    index returned too few items and exact scoring stood in, which the text then says)."""
     excluded = histories if excluded is None else excluded
     n = min(n, retriever.n_items)
+    source = "exact"
     if index is not None:
         check_index(retriever, index)
         found = _search_excluding(retriever, index, users, histories, excluded, n)
         if found is not None:
-            return found
+            return found, index.params.describe()
+        source = f"exact ({index.params.describe()} returned fewer than {n} items)"
     scores = mask_history(retriever.score_all(users, histories).float(), excluded)
     items, values = top_k(scores, n)
-    return items.masked_fill(~torch.isfinite(values), 0)
+    return items.masked_fill(~torch.isfinite(values), 0), source
 
 
 def _search_excluding(retriever, index, users, histories, excluded, n) -> torch.Tensor | None:
@@ -137,6 +153,7 @@ class PipelineAnswer:
     candidates: list[str]  # the retriever's N candidates, best first
     retriever_items: list[str]  # the retriever's own top K, to compare with the final list
     latency_ms: dict[str, float] = field(default_factory=dict)  # retrieve, rank, total
+    ranked: list[str] = field(default_factory=list)  # every candidate in the final order
 
 
 @torch.no_grad()
@@ -160,12 +177,13 @@ def recommend_pipeline(
         answer = recommend(retriever, dataset, split, request)
         answer.model = name
         total = (time.perf_counter() - started) * 1000
-        return PipelineAnswer(answer, answer.items, answer.items, {"retrieve": total, "rank": 0.0, "total": total})
+        latency = {"retrieve": total, "rank": 0.0, "total": total}
+        return PipelineAnswer(answer, answer.items, answer.items, latency, answer.items)
     device = retriever.device
     users = torch.tensor([resolved.user], device=device)
     histories = pad_histories([np.array(resolved.history)], device)
     excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
-    candidates = retrieve(retriever, users, histories, n_candidates, excluded, index)
+    candidates, source = retrieve_with_source(retriever, users, histories, n_candidates, excluded, index)
     retrieved = time.perf_counter()
     candidates = candidates[:, candidates[0] > 0]  # a catalogue smaller than N leaves padding
     blend = blend_for(retriever, ranker) if blend is None else blend
@@ -182,12 +200,101 @@ def recommend_pipeline(
         fallback=None if resolved.user or retriever.reads_history else retriever.cold_start_fallback,
         notes=resolved.notes,
         ignored=resolved.ignored,
-        retrieval=index.params.describe() if index is not None else "exact",
+        retrieval=source,
     )
     latency = {"retrieve": (retrieved - started) * 1000, "rank": (done - retrieved) * 1000,
                "total": (done - started) * 1000}  # fmt: skip
     items = [str(ids[i]) for i in candidates[0].tolist()]
-    return PipelineAnswer(answer, items, items[:k], latency)
+    return PipelineAnswer(answer, items, items[:k], latency, [str(ids[i]) for i in ranked[0].tolist()])
+
+
+@dataclass
+class PipelineTrace:
+    """One known user's request through the pipeline, for looking inside it: latency per stage
+    (median of several runs), how much of the exact candidate set an ANN index found, and where
+    the user's held-out test item sits at each stage (1-based; None when it dropped out)."""
+
+    result: PipelineAnswer  # the last run's answer (final list, candidates, latency)
+    latency_ms: dict[str, list[float]]  # every run's retrieve, rank and total times
+    ann_recall: float | None  # share of the exact top N (inner product) the index returns; None without one
+    exact_retrieve_ms: float | None  # exact retrieval's median time, to compare with the index's
+    held_out: int  # the user's held-out test item (internal id; 0 when the user has none)
+    catalogue_rank: int | None  # its rank in the retriever's exact ranking of the whole catalogue
+    candidate_rank: int | None  # its position among the N candidates
+    final_rank: int | None  # its position after ranking
+
+
+@torch.no_grad()
+def trace_request(
+    retriever: Recommender,
+    ranker: Recommender | None,
+    dataset: Dataset,
+    split: Split,
+    user_id: str,
+    n_candidates: int = DEFAULT_CANDIDATES,
+    index: ItemIndex | None = None,
+    k: int = 10,
+    repeats: int = 9,
+) -> PipelineTrace:
+    """Run a known user's request ``repeats`` times (live latency) and trace the held-out item.
+
+    The request reads the user's training and validation items, exactly as the test stage of the
+    protocol does, so the held-out item is one the pipeline has never been shown for this user.
+    Without a ranker the "pipeline" is the retriever alone, cut at N.
+    """
+    request = Request(user_id, k=k)
+    second = ranker if ranker is not None else _RetrievalOrder(retriever)
+    runs = [recommend_pipeline(retriever, second, dataset, split, request, n_candidates, index) for _ in range(repeats)]
+    result = runs[-1]
+    if ranker is None:
+        result.answer.model = retriever.name
+    latency = {stage: [run.latency_ms[stage] for run in runs] for stage in ("retrieve", "rank", "total")}
+    resolved = resolve_request(retriever, dataset, split, request)
+    ann_recall = exact_ms = None
+    if index is not None and resolved.history:
+        device = retriever.device
+        users = torch.tensor([resolved.user], device=device)
+        histories = pad_histories([np.array(resolved.history)], device)
+        excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            retrieve(retriever, users, histories, n_candidates, excluded)
+            times.append((time.perf_counter() - started) * 1000)
+        exact_ms = float(np.median(times))
+        # ANN recall as indexes are judged: the index's top N against exact inner-product search
+        # over the same vectors, before any filtering (so an index that returns too few shows it).
+        query = retriever.query_vectors(users, histories)
+        n = min(n_candidates, retriever.n_items)
+        approx, _ = index.search(query, n)
+        scores = (query @ retriever.item_vectors().T).float()
+        scores[:, 0] = -torch.inf
+        exact = torch.topk(scores, n).indices.cpu().numpy()
+        ann_recall = recall_at_k(np.asarray(approx), exact)
+    user = dataset.user_index(user_id)
+    held_out = int(split.test_item[user]) if user else 0
+    catalogue_rank = candidate_rank = final_rank = None
+    if held_out and resolved.history:
+        device = retriever.device
+        histories = pad_histories([np.array(resolved.history)], device)
+        excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
+        scores = mask_history(retriever.score_all(torch.tensor([user], device=device), histories).float(), excluded)
+        catalogue_rank = int(rank_of_targets(scores, torch.tensor([held_out], device=device))[0]) + 1
+        external = str(dataset.item_ids[held_out])
+        if external in result.candidates:
+            candidate_rank = result.candidates.index(external) + 1
+            final_rank = result.ranked.index(external) + 1
+    return PipelineTrace(result, latency, ann_recall, exact_ms, held_out, catalogue_rank, candidate_rank, final_rank)
+
+
+class _RetrievalOrder:
+    """A stand-in second stage that keeps the retriever's order: the retriever-only pipeline."""
+
+    def __init__(self, retriever: Recommender) -> None:
+        self.name, self.config, self.device = "none", None, retriever.device
+
+    def score_candidates(self, users: torch.Tensor, history: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        return retrieval_prior(candidates.shape[1], candidates.device).expand(candidates.shape)
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -22,6 +22,7 @@ from recsys_core.artifacts import ArtifactError, load_artifact, save_artifact, t
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
 from recsys_core.data.features import side_features
 from recsys_core.data.split import PROTOCOL, Split
+from recsys_core.embeddings import draw_maps
 from recsys_core.evaluate import evaluate_lists, evaluate_model
 from recsys_core.models import build_model
 from recsys_core.models.base import Batch, Recommender, Validator
@@ -220,9 +221,11 @@ def train_models(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     overrides: dict[str, dict] | None = None,
+    maps: bool = False,
 ) -> list[TrainReport]:
     """Train, evaluate (test and validation) and store each model; one model failing does not
-    stop the others. Holds the dataset's training lock throughout."""
+    stop the others. Holds the dataset's training lock throughout. With ``maps``, the embedding
+    maps of the stored models are drawn once all of them are trained (so models land first)."""
     dataset = load_dataset(dataset_name)
     split = temporal_leave_last_out(dataset)
     features = side_features(dataset, split.item_popularity)
@@ -278,13 +281,25 @@ def train_models(
                 if retriever is not None:
                     # What the ranker is for: reordering its retriever's candidates (the funnel on test).
                     funnel = evaluate_pipeline(retriever, model, split, "test", model.config.n_candidates, genres)
-                    metrics["pipeline"] = {"retriever": retriever.name, **funnel.summary()}
+                    metrics["pipeline"] = {**funnel.summary(), "retriever_model": retriever.name}
                     model.use_candidates(None)
                 save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
                 reports.append(TrainReport(name, True, "; ".join(notes), result.seconds, test.ndcg_at_10))
             except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
                 reports.append(TrainReport(name, False, f"{type(error).__name__}: {error}"))
+        if maps:
+            draw_stored_maps(dataset, split, [r for r in reports if r.ok])
     return reports
+
+
+def draw_stored_maps(dataset: Dataset, split: Split, reports: list[TrainReport]) -> None:
+    """Embedding maps of freshly stored models; a map that cannot be drawn is noted, never fatal."""
+    for report in reports:
+        try:
+            drawn = draw_maps(load_artifact(dataset, report.model), split)
+        except (ArtifactError, ValueError, RuntimeError, MemoryError) as error:
+            drawn = {"maps": f"not drawn ({type(error).__name__}: {error})"}
+        report.message = "; ".join(filter(None, [report.message, *(f"{k} map: {v}" for k, v in drawn.items())]))
 
 
 def pretrained_models(dataset: Dataset, names: tuple[str, ...]) -> dict[str, Recommender] | None:

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from recsys_core.data.split import Split
 
@@ -107,6 +108,26 @@ class Recommender(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         """(n_items + 1, D) item vectors the model scores with; row 0 is padding."""
         raise NotImplementedError(f"{self.name} does not score by an inner product")
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(n_items + 1, D) the model's learned item representations, drawn on embedding maps; by
+        default the vectors it scores with. Models that score otherwise say what theirs are."""
+        return self.item_vectors()
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(B, D) user representations for embedding maps; by default the query vectors."""
+        return self.query_vectors(users, history)
+
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        """(len(items), n_items + 1): how alike the model finds each of ``items`` and every item.
+
+        The inner product for a model that scores by one (the similarity its retrieval uses), the
+        cosine of :meth:`item_embeddings` otherwise; item-item models use their own weights.
+        """
+        vectors = self.item_embeddings()
+        if not self.inner_product:
+            vectors = F.normalize(vectors, dim=1)
+        return vectors[items] @ vectors.T
 
     @property
     def max_history(self) -> int | None:

@@ -75,5 +75,12 @@ class CDAE(Recommender):
         logits = self(batch["user"], batch["row"])[:, 1:]
         return F.binary_cross_entropy_with_logits(logits, rows, reduction="none").sum(-1).mean()
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self.decoder.weight  # row i of W': the output vector that z_u is scored against
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        rows = multi_hot(history, self.n_items)
+        return torch.sigmoid(self.encoder(rows) + self.user_node(users))  # z_u, without corruption
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         return self(users, multi_hot(history, self.n_items))

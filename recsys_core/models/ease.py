@@ -69,5 +69,11 @@ class EASE(Recommender):
         weights.fill_diagonal_(0.0)
         return weights.float().contiguous()  # as saved, so reloaded scores are bit-identical
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self.B.T  # item j as column j of B: how much each history item raises its score
+
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        return self.B[items]  # B[i, j]: how much having i raises j
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         return multi_hot(history, self.n_items) @ self.B  # (B, n+1)

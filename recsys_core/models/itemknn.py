@@ -90,6 +90,12 @@ class ItemKNN(Recommender):
             ).coalesce()
         return self._similarity
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self._similarity_matrix().to_dense().T  # item j as its column of neighbour similarities
+
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        return self._similarity_matrix().to_dense()[items]  # S[i, j] = sim(i, j) where i is among j's neighbours
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         rows = multi_hot(history, self.n_items)  # (B, n+1)
         return torch.sparse.mm(self._similarity_matrix().t(), rows.t()).t()  # (B, n+1)

@@ -84,6 +84,12 @@ class MLP(Recommender):
         regulariser = self.config.l2 * (p_u.pow(2).sum(-1) + q_i.pow(2).sum(-1)).mean()
         return F.binary_cross_entropy_with_logits(self(p_u, q_i), batch["label"]) + regulariser
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_embedding.weight  # q_i
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return self.user_embedding(users)  # p_u
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         items = self.item_embedding.weight  # (n+1, D)
         p_u = self.user_embedding(users)  # (B, D)

@@ -84,6 +84,12 @@ class MultVAE(Recommender):
         self.updates += 1
         return reconstruction + beta * kl
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self.decoder[-1].weight  # the decoder's output row of each item
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return self.encode(multi_hot(history, self.n_items))[0]  # the posterior mean mu
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encode(multi_hot(history, self.n_items))
         return self.decoder(mu)  # (B, n+1)

@@ -101,6 +101,12 @@ class NeuMF(Recommender):
         regulariser = self.config.l2 * sum(v.pow(2).sum(-1) for v in vectors).mean()
         return F.binary_cross_entropy_with_logits(self.h(phi).squeeze(-1), batch["label"]) + regulariser
 
+    def item_embeddings(self) -> torch.Tensor:
+        return torch.cat([self.gmf_item.weight, self.mlp_item.weight], dim=1)  # both halves of the item
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.gmf_user(users), self.mlp_user(users)], dim=1)
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         gmf_items, mlp_items = self.gmf_item.weight, self.mlp_item.weight  # (n+1, Dg), (n+1, Dm)
         gmf_u, mlp_u = self.gmf_user(users), self.mlp_user(users)  # (B, Dg), (B, Dm)

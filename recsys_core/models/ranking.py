@@ -264,6 +264,25 @@ class Ranker(Recommender):
             scores[part] = self.logit(x).float().reshape(-1, c)
         return scores.masked_fill(candidates == 0, float("-inf"))
 
+    def item_embeddings(self) -> torch.Tensor:
+        return self.field_vectors("item")
+
+    def user_embeddings(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return self.field_vectors("user")[users]
+
+    def field_vectors(self, field: str) -> torch.Tensor:
+        """(cardinality, D) a single-valued field's rows in every factor table (dim > 1) of the
+        model, side by side: what the ranker has learned about each user or item."""
+        index = SINGLE_FIELDS.index(field)
+        parts = []
+        for module in self.modules():
+            if isinstance(module, FieldEmbedding) and module.table.embedding_dim > 1 and index in module.single:
+                start = int(module.offsets[module.single.index(index)])
+                parts.append(module.table.weight[start : start + self.cardinalities[field]])
+        if not parts:
+            raise NotImplementedError(f"{self.name} has no {field} factors")
+        return torch.cat(parts, dim=1)
+
     def score_all(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         catalogue = torch.arange(self.n_items + 1, device=users.device).expand(len(users), -1)
         return self.score_candidates(users, history, catalogue)
