@@ -46,9 +46,11 @@ if not drawable:
     st.info(f"None of the trained models learns {kind[:-1]} vectors: train a vector model (bpr, sasrec, …) first.")
     st.stop()
 preferred = [m for m in ("sasrec", "lightgcn", "two_tower") if m in drawable]
+preferred += [m for m in drawable if m not in preferred]
 chosen_models, colour_box = st.columns([3, 1])
 models = chosen_models.multiselect(
-    "Models (one, or two side by side)", drawable, default=(preferred or drawable)[:2], max_selections=2,
+    "Models (one, or two side by side)", drawable, default=preferred[:2],
+    max_selections=2,
     key=f"map_models_{kind}",
 )  # fmt: skip
 colour = colour_box.selectbox("Colour by", COLOURS[kind], key=f"map_colour_{kind}")

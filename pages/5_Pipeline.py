@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from recsys_core.artifacts import ArtifactError
 from recsys_core.data import PROTOCOL
 from recsys_core.models import REGISTRY
 from recsys_core.pipeline import DEFAULT_CANDIDATES, trace_request
@@ -39,7 +40,11 @@ stage_one, index_box, params_box, stage_two = st.columns(4)
 retriever_name = stage_one.selectbox(
     "Retriever", retrievers, index=retrievers.index("sasrec") if "sasrec" in retrievers else 0, key="pipe_retriever"
 )
-retriever_artifact = cached_artifact(name, retriever_name, versions[retriever_name])
+try:
+    retriever_artifact = cached_artifact(name, retriever_name, versions[retriever_name])
+except ArtifactError as error:
+    st.warning(f"{retriever_name} cannot be loaded: {error}")
+    st.stop()
 retriever = retriever_artifact.model
 if REGISTRY[retriever_name].inner_product:
     kind = index_box.selectbox(
@@ -71,7 +76,10 @@ n_candidates = params_box.select_slider("Candidates (N)", CANDIDATES, value=DEFA
 def stored_gain(ranker_name: str) -> float | None:
     """Test NDCG@10 the ranker's pipeline gained over this retriever at training time (None when
     it was trained over another retriever)."""
-    artifact = cached_artifact(name, ranker_name, versions[ranker_name])
+    try:
+        artifact = cached_artifact(name, ranker_name, versions[ranker_name])
+    except ArtifactError:
+        return None  # said when it is chosen
     stored = artifact.metrics.get("pipeline")
     if not stored or getattr(artifact.model.config, "candidates_from", None) != retriever_name:
         return None
@@ -85,7 +93,11 @@ ranker_name = stage_two.selectbox(
     "Ranker", ranker_options, index=ranker_options.index(best), key="pipe_ranker",
     help="Rankers trained over this retriever keep their tuned blend with its order; over another they rank alone.",
 )  # fmt: skip
-ranker = None if ranker_name == NO_RANKER else cached_artifact(name, ranker_name, versions[ranker_name]).model
+try:
+    ranker = None if ranker_name == NO_RANKER else cached_artifact(name, ranker_name, versions[ranker_name]).model
+except ArtifactError as error:
+    st.warning(f"{ranker_name} cannot be loaded: {error}")
+    st.stop()
 
 user_ids = dataset.users["user_id"].astype(str).tolist()
 if st.session_state.get("pipe_user") not in user_ids:
@@ -100,11 +112,11 @@ who, lucky = st.columns([3, 1], vertical_alignment="bottom")
 user_id = who.selectbox("User (type to search)", user_ids, key="pipe_user")
 lucky.button("Random user", icon=":material/casino:", on_click=pick_random, key="pipe_random")
 
-index = None
-if params is not None:
-    with st.spinner(f"Building the {kind.upper()} index of {retriever_name} (once per model)…"):
-        index = load_or_build_index(retriever_artifact, params)
 try:
+    index = None
+    if params is not None:
+        with st.spinner(f"Building the {kind.upper()} index of {retriever_name} (once per model)…"):
+            index = load_or_build_index(retriever_artifact, params)
     trace = trace_request(retriever, ranker, dataset, split, user_id, n_candidates, index, K)
 except Exception as error:  # a model that fails here is explained, never a traceback
     st.error(f"The pipeline could not answer: {type(error).__name__}: {error}")

@@ -54,7 +54,7 @@ def ml100k() -> Dataset:
 # Models the page tests (AppTest and browser) find already trained: one of each kind the views treat
 # differently (popularity, a history reader without vectors, a vector model, a recurrent and two
 # attention models).
-PAGE_MODELS = ("pop", "ease", "bpr", "gru4rec", "sasrec", "bert4rec")
+PAGE_MODELS = ("pop", "ease", "bpr", "gru4rec", "sasrec", "bert4rec", "fm")  # fm ranks over sasrec
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +66,7 @@ def trained_synthetic_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trained-store")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEEPREC_ARTIFACTS_DIR", str(root))
-        reports = train_models("synthetic", list(PAGE_MODELS), device="cpu", quick=True)
+        # With their embedding maps, as the lab's own training job draws them: the views read them.
+        reports = train_models("synthetic", list(PAGE_MODELS), device="cpu", quick=True, maps=True)
     assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
     return root

@@ -100,7 +100,9 @@ def screenshot(page, name: str) -> Path:
 
 VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "Model cards", "overview"),
          ("User_Explorer", "User explorer", "How much do the models agree", "user_explorer"),
-         ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty")]  # fmt: skip
+         ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty"),
+         ("Embedding_Maps", "Embedding maps", "UMAP fit", "embedding_maps"),
+         ("Pipeline", "Two-stage pipeline", "Final list next to", "pipeline")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
@@ -151,3 +153,33 @@ def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, p
     settle(page, "What if: drop one item")
     check_no_error(page)
     screenshot(page, "session_playground")
+
+
+def test_a_map_renders_with_points_and_a_click_lists_neighbours(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Embedding_Maps")
+    settle(page, "UMAP fit")
+    points = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point")
+    points.first.wait_for(timeout=30_000)  # plotly draws after the element mounts
+    assert points.count() == 120  # every synthetic item is a point on the first map
+    points.nth(0).click(force=True)  # a click on a point chooses it
+    settle(page, "Nearest to")
+    screenshot(page, "embedding_maps_neighbours")
+    check_no_error(page)
+    tables = page.locator('[data-testid="stDataFrame"]')
+    tables.first.wait_for(timeout=30_000)
+    assert tables.count() == 2  # one neighbour list per map
+
+
+def test_a_pipeline_run_shows_timings_and_both_lists(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Pipeline")
+    settle(page, "Final list next to")
+    metrics = page.locator('[data-testid="stMetric"]')
+    assert metrics.count() >= 4 and metrics.first.inner_text().strip().endswith("ms")
+    page.get_by_label("Index").first.click()
+    page.get_by_role("option", name="ivf", exact=True).first.click()
+    settle(page, "nprobe")
+    check_no_error(page)
+    assert "IVF nlist=" in page.locator('[data-testid="stMain"]').inner_text()
+    screenshot(page, "pipeline_ivf")

@@ -123,3 +123,23 @@ def test_inner_product_models_score_with_their_vectors(name, synthetic, syntheti
         product = model.query_vectors(users, history) @ model.item_vectors().T
     shift = (scores - product)[:, 1:]
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_embedding_hooks_give_one_row_per_item_and_user(name, synthetic, synthetic_split, trained):
+    """What the embedding maps draw: (n_items, D) item rows and (n_users, D) user rows, finite, or
+    NoVectors for a model that learns none; item similarity covers the catalogue."""
+    from recsys_core.embeddings import NoVectors, has_vectors, map_vectors
+
+    model = trained[0][name]
+    for kind, count in (("items", synthetic.n_items), ("users", synthetic.n_users)):
+        if not has_vectors(type(model), kind):
+            with pytest.raises(NoVectors):
+                map_vectors(model, synthetic_split, kind)
+            continue
+        ids, vectors = map_vectors(model, synthetic_split, kind)
+        assert len(ids) == len(vectors) == count and vectors.ndim == 2 and np.isfinite(vectors).all()
+    if has_vectors(type(model), "items"):
+        with torch.no_grad():
+            similarity = model.item_similarity(torch.tensor([1, 2]))
+        assert similarity.shape == (2, synthetic.n_items + 1)

@@ -1,10 +1,12 @@
 """AppTest of every view: with trained models, with none, and with one broken model."""
 
+import base64
 import json
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from conftest import PAGE_MODELS
@@ -13,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from recsys_core.data import PROTOCOL
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py")
+PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py",
+         "pages/4_Embedding_Maps.py", "pages/5_Pipeline.py")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -157,6 +160,86 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     assert not at.exception and session_titles(at) == synthetic.titles(u1)
     at.button(key="clear_session").click().run()
     assert not at.exception and "session is empty" in at.info[0].value
+
+
+def values(array) -> list:
+    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}`` (base64) for numbers."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def map_figures(at: AppTest) -> list[dict]:
+    return [f for f in figures(at) if f["layout"]["title"]["text"].split(":")[0] in PAGE_MODELS]
+
+
+def test_embedding_maps_draw_points_overlays_and_neighbours(trained, synthetic):
+    at = open_page("pages/4_Embedding_Maps.py")
+    assert not at.warning
+    maps = map_figures(at)
+    assert [f["layout"]["title"]["text"] for f in maps] == ["sasrec: 120 items", "ease: 120 items"]
+    for figure in maps:
+        assert sum(len(values(trace["x"])) for trace in figure["data"]) == 120  # one trace per genre
+        assert {trace["name"] for trace in figure["data"]} == set(synthetic.genre_names)
+        assert all(str(t).startswith("Item ") for trace in figure["data"] for t in values(trace["text"]))
+    assert "pop" not in at.multiselect(key="map_models_items").options  # no vectors, not offered
+    at.selectbox(key="map_user").set_value("u1").run()
+    at.selectbox(key="map_item").set_value(1).run()
+    assert not at.exception
+    names = [t["name"] for t in map_figures(at)[0]["data"]]
+    assert {"history of u1", "sasrec's top 10", "Item 1 (group 0)"} <= set(names)
+    neighbours = [d.value for d in at.dataframe]
+    assert len(neighbours) == 2 and all(len(n) == 10 for n in neighbours)
+    assert (neighbours[1]["title"].str.endswith("(group 0)")).mean() >= 0.7  # the planted group (chance 1/6)
+    at.session_state["session"], at.session_state["session_dataset"] = ["i2", "i3", "i4"], "synthetic"
+    at.run()
+    at.toggle(key="map_session").set_value(True).run()
+    path = [t for t in map_figures(at)[0]["data"] if t["name"] == "session path"]
+    assert path and path[0]["mode"] == "lines+markers" and len(values(path[0]["x"])) == 3
+    at.selectbox(key="map_colour_items").set_value("popularity").run()
+    assert not at.exception and "colorbar" in map_figures(at)[0]["data"][0]["marker"]
+    at.radio(key="map_kind").set_value("users").run()
+    assert not at.exception
+    assert "ease" not in at.multiselect(key="map_models_users").options
+    users = map_figures(at)
+    assert users and sum(len(values(t["x"])) for t in users[0]["data"] if t["name"] != "user u1") == 300
+    assert any(c.value.startswith("UMAP fit") for c in at.caption)
+
+
+def test_the_pipeline_view_measures_each_stage_and_lists_both_orders(trained):
+    at = open_page("pages/5_Pipeline.py")
+    assert at.selectbox(key="pipe_retriever").value == "sasrec"
+    assert at.selectbox(key="pipe_ranker").value == "fm"  # trained over sasrec
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == ["Retrieve", "Rank", "Total", "ANN recall@200 vs exact"]
+    assert all(m.value.endswith(" ms") for m in at.metric[:3])
+    assert "sasrec NDCG@10" in labels and "sasrec+fm NDCG@10" in labels
+    funnel = [f for f in figures(at) if f["data"][0]["type"] == "funnel"]
+    assert funnel and values(funnel[0]["data"][0]["x"])[0] == 120
+    before, after = (d.value for d in at.dataframe)
+    assert len(before) == len(after) == 10 and "retrieval position" in after.columns
+    assert any(PROTOCOL in c.value for c in at.caption)
+    at.selectbox(key="pipe_index").set_value("ivf").run()
+    at.slider(key="pipe_nprobe").set_value(1).run()
+    assert not at.exception
+    assert any("nprobe=1" in c.value for c in at.caption)
+
+
+def test_every_combination_of_pipeline_controls_answers_without_an_error(trained):
+    at = open_page("pages/5_Pipeline.py")
+    for retriever in at.selectbox(key="pipe_retriever").options:
+        at.selectbox(key="pipe_retriever").set_value(retriever).run()
+        boxes = {box.key: box for box in at.selectbox}
+        kinds = boxes["pipe_index"].options if "pipe_index" in boxes else ["exact"]
+        for kind in kinds:
+            if kind != "exact":
+                at.selectbox(key="pipe_index").set_value(kind).run()
+            for ranker in at.selectbox(key="pipe_ranker").options:
+                at.selectbox(key="pipe_ranker").set_value(ranker).run()
+                assert not at.exception and not at.error, (retriever, kind, ranker)
+                assert len(at.dataframe) == 2
+    at.select_slider(key="pipe_n").set_value(1000).run()
+    assert not at.exception and at.dataframe[1].value.shape[0] == 10
 
 
 def test_titles_are_shown_literally_in_markdown():

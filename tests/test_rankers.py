@@ -33,9 +33,10 @@ from recsys_core.pipeline import (
     recommend_pipeline,
     retrieve,
     split_name,
+    trace_request,
     tune_blend,
 )
-from recsys_core.retrieval import build_index
+from recsys_core.retrieval import IndexParams, build_index
 from recsys_core.serving import Request
 from recsys_core.train import fit, train_models
 
@@ -155,6 +156,43 @@ def test_pipeline_through_a_faiss_index_matches_exact_retrieval(synthetic, synth
     assert torch.equal(exact, flat)
     for row, history in zip(exact, histories, strict=True):
         assert not set(row.tolist()) & (set(history.tolist()) - {0})
+
+
+def test_a_traced_request_follows_the_held_out_item_through_each_stage(deepfm, retriever, synthetic, synthetic_split):
+    found = 0
+    for user in range(1, 40):
+        trace = trace_request(retriever, deepfm, synthetic, synthetic_split, synthetic.user_ids[user], 30, repeats=3)
+        assert trace.held_out == synthetic_split.test_item[user] and trace.ann_recall is None
+        assert all(len(times) == 3 for times in trace.latency_ms.values())
+        # The candidates are the retriever's exact ranking cut at N, so its position there is its
+        # rank in the catalogue; the ranker only moves it within the candidates.
+        if trace.catalogue_rank <= 30:
+            found += 1
+            assert trace.candidate_rank == trace.catalogue_rank
+            assert trace.result.ranked[trace.final_rank - 1] == str(synthetic.item_ids[trace.held_out])
+        else:
+            assert trace.candidate_rank is None and trace.final_rank is None
+        assert sorted(trace.result.ranked) == sorted(trace.result.candidates)
+    assert found > 30  # the planted data is easy: most held-out items are retrieved
+    alone = trace_request(retriever, None, synthetic, synthetic_split, synthetic.user_ids[1], 30, repeats=1)
+    assert alone.result.answer.items == alone.result.retriever_items and alone.result.answer.model == "ease"
+    assert alone.final_rank == alone.candidate_rank
+    cold = trace_request(retriever, deepfm, synthetic, synthetic_split, "stranger", 30, repeats=1)
+    assert cold.held_out == 0 and cold.catalogue_rank is None and len(cold.result.answer.items) == 10
+
+
+def test_a_traced_request_measures_ann_recall_against_exact_search(synthetic, synthetic_split, features):
+    bpr = build_model("bpr", synthetic.n_users, synthetic.n_items)
+    fit(bpr, synthetic_split, torch.device("cpu"), max_epochs=5)
+    user = synthetic.user_ids[3]
+    flat = trace_request(bpr, None, synthetic, synthetic_split, user, 20, build_index(bpr, "flat"), repeats=2)
+    assert flat.ann_recall == 1.0 and flat.exact_retrieve_ms > 0
+    # One probed list of many cannot hold the exact top 20: recall drops, and exact scoring
+    # stands in for the candidates, which the answer says.
+    narrow = IndexParams("ivf", nlist=3, nprobe=1)
+    ivf = trace_request(bpr, None, synthetic, synthetic_split, user, 60, build_index(bpr, narrow), repeats=2)
+    assert ivf.ann_recall < 1.0
+    assert ivf.result.answer.retrieval.startswith("exact (IVF")
 
 
 def test_pipeline_names():
