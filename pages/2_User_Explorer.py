@@ -9,7 +9,8 @@ import streamlit as st
 
 from recsys_core.data import PROTOCOL
 from recsys_core.data.stats import user_history
-from recsys_core.explain import explain_items, overlap_matrix, recommend_each
+from recsys_core.explain import explain_items, overlap_matrix, pipeline_each, recommend_each
+from recsys_core.pipeline import DEFAULT_CANDIDATES
 from recsys_core.serving import Answer, Request
 from ui import (
     cached_reason_vectors,
@@ -24,6 +25,7 @@ from ui import (
 )
 
 K = 10
+WHOLE_CATALOGUE = "none: rankers score the whole catalogue"
 st.set_page_config(page_title="User Explorer · DeepRec Lab", page_icon="🧑", layout="wide")
 st.title("User explorer")
 dataset = select_dataset()
@@ -74,8 +76,26 @@ else:
     st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
 
 artifacts, problems = load_trained(name)
+rankers = [m for m in artifacts if family_of(m) == "rankers"]
+retrievers = [m for m in artifacts if family_of(m) != "rankers"]
+stage_one = None
+if rankers and retrievers:
+    trained_over = [getattr(artifacts[r].model.config, "candidates_from", None) for r in rankers]
+    usual = max(set(trained_over) & set(retrievers), key=trained_over.count, default=None)
+    options = [WHOLE_CATALOGUE, *retrievers]
+    stage_one = st.selectbox(
+        f"Rankers reorder the top {DEFAULT_CANDIDATES} candidates of", options,
+        index=options.index(usual) if usual else 0, key="explorer_retriever",
+        help="A ranker is the second stage of a pipeline; it can also score the whole catalogue alone.",
+    )  # fmt: skip
+    stage_one = None if stage_one == WHOLE_CATALOGUE else stage_one
+request = Request(user_id, k=K)
 answers: dict[str, Answer | str] = dict(problems)
-answers.update(recommend_each({m: a.model for m, a in artifacts.items()}, dataset, split, Request(user_id, k=K)))
+alone = {m: a.model for m, a in artifacts.items() if stage_one is None or m not in rankers}
+answers.update(recommend_each(alone, dataset, split, request))
+if stage_one is not None:
+    answers.update(pipeline_each(artifacts[stage_one].model, {m: artifacts[m].model for m in rankers}, dataset, split,
+                                 request))  # fmt: skip
 known_history = [int(i) for i in split.input_sequences("test")[user]]
 
 st.subheader(f"Top {K} of every model")
@@ -92,8 +112,9 @@ names = [m for m in versions if m in answers] + [m for m in answers if m not in 
 for start in range(0, len(names), per_row):
     for column, model in zip(st.columns(per_row), names[start : start + per_row], strict=False):
         with column:
-            st.markdown(f"**{model}** · {family_of(model)}")
             answer = answers[model]
+            shown = answer.model if isinstance(answer, Answer) else model  # "sasrec+fm" for a ranker in a pipeline
+            st.markdown(f"**{shown}** · {family_of(model)}")
             if isinstance(answer, str):
                 st.warning(answer)
                 continue

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--quick", action="store_true", help="cap training epochs (demo profile)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--maps", action="store_true", help="also draw each model's embedding maps (UMAP, cached)")
+    train.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
+                       help="draw the trained models' embedding maps (UMAP) at the end")  # fmt: skip
     train.add_argument("--progress-jsonl", default=None, metavar="PATH",
                        help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 

@@ -13,6 +13,7 @@ import torch
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.split import Split
 from recsys_core.models.base import Recommender
+from recsys_core.pipeline import recommend_pipeline
 from recsys_core.serving import Answer, Request, recommend, session_attention
 
 # --------------------------------------------------------------------------- overlap between lists
@@ -74,6 +75,20 @@ def recommend_each(
             answers[name] = recommend(model, dataset, split, request)
         except Exception as error:  # any model failure is shown in that model's own column
             answers[name] = f"{name} could not answer: {type(error).__name__}: {error}"
+    return answers
+
+
+def pipeline_each(
+    retriever: Recommender, rankers: dict[str, Recommender], dataset: Dataset, split: Split, request: Request
+) -> dict[str, Answer | str]:
+    """Each ranker's answer as the second stage over ``retriever``'s candidates (model name
+    ``retriever+ranker`` in the answer); a failure gets its message, as in :func:`recommend_each`."""
+    answers: dict[str, Answer | str] = {}
+    for name, ranker in rankers.items():
+        try:
+            answers[name] = recommend_pipeline(retriever, ranker, dataset, split, request).answer
+        except Exception as error:  # shown in that ranker's own column
+            answers[name] = f"{retriever.name}+{name} could not answer: {type(error).__name__}: {error}"
     return answers
 
 

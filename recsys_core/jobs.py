@@ -120,8 +120,8 @@ def start_job(
                "--device", device, "--seed", str(seed), "--progress-jsonl", str(journal)]  # fmt: skip
     if quick:
         command.append("--quick")
-    if maps:
-        command.append("--maps")  # drawn after every model has landed, so the first map view is a read
+    # Maps are drawn after every model has landed, so a view's first map is a read, not a fit.
+    command.append("--maps" if maps else "--no-maps")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     if root is not None:
         env["DEEPREC_ARTIFACTS_DIR"] = str(root)

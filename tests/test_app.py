@@ -1,6 +1,7 @@
 """Streamlit AppTest of the home page: fresh machine, background training with progress, cancel,
 leaderboard, no network."""
 
+import os
 import time
 from pathlib import Path
 
@@ -51,6 +52,9 @@ def test_fresh_machine_offers_training_then_shows_the_leaderboard(monkeypatch):
     assert any("Protocol: temporal leave-last-out" in c.value for c in at.caption)
     assert any("Best so far" in s.value for s in at.success)
     assert any("Last training finished" in s.value for s in at.success)
+    # The job also drew the embedding maps, so the maps view's first look is a read.
+    store = Path(os.environ["DEEPREC_ARTIFACTS_DIR"]) / "synthetic"
+    assert list((store / "bpr").glob("umap-items-*.npz")) and not list((store / "pop").glob("umap-*"))
 
 
 def test_a_running_job_shows_progress_and_can_be_cancelled():

@@ -111,19 +111,19 @@ def _cli(*args, env):
 
 def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(isolated_store):
     env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(isolated_store)}
-    first = _cli("train", "--dataset", "synthetic", "--models", "ease", env=env)
+    first = _cli("train", "--dataset", "synthetic", "--models", "ease", "--no-maps", env=env)
     assert first.wait(timeout=120) == 0, first.stderr.read()
     good = json.loads((isolated_store / "synthetic" / "ease" / "info.json").read_text())["weights_sha256"]
 
     # A second `train` that has already imported everything and waits for a go on stdin, so that
     # it asks for the lock while the victim is certainly still training.
     code = "import sys; from recsys_core.__main__ import main; sys.stdin.readline(); " + (
-        "sys.exit(main(['train', '--dataset', 'synthetic', '--models', 'ease']))"
+        "sys.exit(main(['train', '--dataset', 'synthetic', '--models', 'ease', '--no-maps']))"
     )
     second = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     (isolated_store / "synthetic" / ".train.lock").write_text("")  # the first holder is gone
-    victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", env=env)
+    victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", "--no-maps", env=env)
     # The holder writes its pid into the lock file once it has the lock.
     lock = isolated_store / "synthetic" / ".train.lock"
     deadline = time.time() + 60

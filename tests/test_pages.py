@@ -106,6 +106,12 @@ def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trai
     assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
     overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
     assert overlap and overlap[0]["data"][0]["x"] == list(PAGE_MODELS)
+    # fm, a ranker, reorders the candidates of the retriever it was trained over, unless told otherwise
+    assert any(m.value.startswith("**sasrec+fm**") for m in at.markdown)
+    at.selectbox(key="explorer_retriever").set_value("none: rankers score the whole catalogue").run()
+    assert not at.exception and any(m.value.startswith("**fm** · rankers") for m in at.markdown)
+    at.selectbox(key="explorer_retriever").set_value("bpr").run()
+    assert not at.exception and any(m.value.startswith("**bpr+fm**") for m in at.markdown)
     at.radio(key="overlap").set_value("Jaccard").run()
     assert not at.exception and any("Jaccard" in f["layout"]["title"]["text"] for f in figures(at))
     at.button(key="random_user").click().run()
