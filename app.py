@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import streamlit as st
 
 from recsys_core.artifacts import TrainingLocked, leaderboard
-from recsys_core.jobs import cancel_job, job_status, lock_holder, start_job
+from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from ui import dataset_metrics, leaderboard_table, select_dataset, trained_versions
+from ui import TRAINING_ALLOWED, dataset_metrics, leaderboard_table, select_dataset, trained_versions, training_panel
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
-# Shared demos can switch training from the browser off (SPEC section 10).
-TRAINING_ALLOWED = os.environ.get("DEEPREC_UI_TRAINING", "1") != "0"
 
 st.title("DeepRec Lab")
 st.markdown(
@@ -28,7 +25,13 @@ st.markdown(
     "- **User Explorer**: pick a user and see every model's top 10 side by side, why, and how much "
     "the models agree.\n"
     "- **Session Playground**: build a viewing session title by title and watch the sequential "
-    "models' next-item predictions and attention change."
+    "models' next-item predictions and attention change.\n"
+    "- **Embedding Maps**: what each model learned, drawn in 2-D: items (or users) it finds alike sit "
+    "together; a user's history, a session and the recommendations on top.\n"
+    "- **Pipeline**: one request through retrieval (exact or FAISS) and ranking, timed live, with the "
+    "held-out item followed through each stage.\n"
+    "- **Train**: retrain any model with your own settings, on a GPU when there is one, and bring "
+    "your own interactions CSV."
 )
 
 dataset = select_dataset(training_status=False)  # this page shows the job itself
@@ -51,46 +54,10 @@ def start(models: list[str]) -> None:
         st.session_state["job_error"] = str(error)
 
 
-@st.fragment(run_every=2.0 if job_status(name).running else None)
-def training_panel() -> None:
-    """Polls the background job: live progress while it runs, a full rerun when it ends."""
-    status = job_status(name)
-    landed = len(status.done)
-    if status.running and st.session_state.get(f"home_landed_{name}", landed) != landed:
-        st.session_state[f"home_landed_{name}"] = landed
-        st.rerun()  # a model landed: refresh the whole page (model list, leaderboard)
-    st.session_state[f"home_landed_{name}"] = landed
-    if status.running:
-        st.session_state["watching_job"] = True
-        label = f"training {status.current} (epoch {status.epoch}/{status.epochs})" if status.current else "starting…"
-        st.progress(status.fraction, text=f"{len(status.done)} of {len(status.models)} models done; {label}")
-        st.caption(
-            "The job runs in its own process: closing or refreshing the page does not stop it, and every "
-            "viewer sees the same progress. Views pick up each model as soon as it is stored."
-        )
-        if status.done:
-            st.write("Stored so far: " + ", ".join(status.done))
-        if TRAINING_ALLOWED and st.button("Cancel training", key="cancel_job"):
-            cancel_job(name)
-            st.rerun()
-        return
-    if st.session_state.pop("watching_job", False):
-        st.rerun()  # the job just ended: refresh the whole page (leaderboard, model list)
-    if status.state == "finished":
-        st.success(f"Last training finished: {', '.join(status.done)}.")
-    elif status.state == "cancelled":
-        st.warning(f"Last training was cancelled; stored before that: {', '.join(status.done) or 'none'}.")
-    elif status.state == "failed":
-        st.error(f"Last training failed: {status.message}")
-        if status.log_tail:
-            with st.expander("Training output"):
-                st.code(status.log_tail, language=None)
-
-
 error = st.session_state.pop("job_error", None)
 if error:
     st.warning(error)
-training_panel()
+training_panel(name)
 holder = None if job_status(name).running else lock_holder(name)
 if holder:
     st.info(

@@ -14,15 +14,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
 
 from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_manifest
-from recsys_core.data import DATASETS, DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, load_dataset, stats
+from recsys_core.data import DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, dataset_names, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.data.split import PROTOCOL
 from recsys_core.embeddings import EmbeddingMap, load_or_fit_map, map_path, map_points
 from recsys_core.explain import ReasonVectors, reason_vectors
-from recsys_core.jobs import job_status
+from recsys_core.jobs import cancel_job, job_status
 from recsys_core.models import REGISTRY
 
 MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|$~")
@@ -106,7 +107,7 @@ def select_dataset(training_status: bool = True) -> Dataset:
     """The sidebar's dataset selector (shared by every page; DEEPREC_DATASET sets the default) and
     the loaded dataset. When it cannot be loaded the page explains and stops. While a background
     training runs, the sidebar shows its progress and the page reruns as each model lands."""
-    names = list(DATASETS)
+    names = dataset_names()
     # Widget state does not survive a page switch (each page's selectbox is a new widget), so the
     # choice lives under its own key and is handed to the widget on every page.
     if st.session_state.get("chosen_dataset") not in names:
@@ -292,4 +293,74 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
         title=title, height=560, xaxis={"visible": False}, yaxis={"visible": False},
         legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 50, "b": 10}, clickmode="event+select",
     )  # fmt: skip
+    return figure
+
+
+# --------------------------------------------------------------------------- training jobs
+
+# Shared demos can switch training from the browser off (SPEC section 10).
+TRAINING_ALLOWED = os.environ.get("DEEPREC_UI_TRAINING", "1") != "0"
+
+
+def training_panel(name: str, curves: bool = False) -> None:
+    """The dataset's background job as every viewer sees it: live progress (polled every 2 s while
+    it runs), a cancel button, how the last job ended; with ``curves``, each model's training loss
+    and validation NDCG@10 per epoch as they arrive."""
+    running = job_status(name).running
+    st.fragment(run_every=2.0 if running else None)(_job_progress)(name, curves)
+
+
+def _job_progress(name: str, curves: bool) -> None:
+    status = job_status(name)
+    landed = len(status.done)
+    key = f"job_landed_{name}"
+    if status.running and st.session_state.get(key, landed) != landed:
+        st.session_state[key] = landed
+        st.rerun()  # a model landed: refresh the whole page (model lists, leaderboards)
+    st.session_state[key] = landed
+    if status.running:
+        st.session_state["watching_job"] = True
+        label = f"training {status.current} (epoch {status.epoch}/{status.epochs})" if status.current else "starting…"
+        st.progress(status.fraction, text=f"{landed} of {len(status.models)} models done; {label}")
+        st.caption(
+            "The job runs in its own process: closing or refreshing the page does not stop it, and every "
+            "viewer sees the same progress. Views pick up each model as soon as it is stored."
+        )
+        if status.done:
+            st.write("Stored so far: " + ", ".join(status.done))
+        if TRAINING_ALLOWED and st.button("Cancel training", key="cancel_job"):
+            cancel_job(name)
+            st.rerun()
+    else:
+        if st.session_state.pop("watching_job", False):
+            st.rerun()  # the job just ended: refresh the whole page (leaderboard, model list)
+        if status.state == "finished":
+            st.success(f"Last training finished: {', '.join(status.done)}.")
+        elif status.state == "cancelled":
+            st.warning(f"Last training was cancelled; stored before that: {', '.join(status.done) or 'none'}.")
+        elif status.state == "failed":
+            st.error(f"Last training failed: {status.message}")
+            if status.log_tail:
+                with st.expander("Training output"):
+                    st.code(status.log_tail, language=None)
+    if curves and status.epochs_seen:
+        st.plotly_chart(training_curves(status.epochs_seen), width="stretch", key="job_curves")
+
+
+def training_curves(epochs: list[dict]) -> go.Figure:
+    """Loss and validation NDCG@10 per epoch, one line per model, from a job's progress events."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=["training loss", "validation NDCG@10 (protocol: valid)"])
+    frame = pd.DataFrame(epochs)
+    for n, (model, rows) in enumerate(frame.groupby("model", sort=False)):
+        colour = DEFAULT_PLOTLY_COLORS[n % len(DEFAULT_PLOTLY_COLORS)]
+        for column, (key, label) in enumerate((("loss", "loss"), ("valid_ndcg", "NDCG@10")), start=1):
+            values = rows.dropna(subset=[key])
+            figure.add_trace(
+                go.Scatter(x=values["epoch"], y=values[key], mode="lines+markers", name=model, legendgroup=model,
+                           showlegend=column == 1, line={"color": colour}, hovertemplate=f"{model} %{{x}}: %{{y:.4f}}"
+                           f"<extra>{label}</extra>"),
+                row=1, col=column,
+            )  # fmt: skip
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return figure

@@ -20,6 +20,7 @@ import sys
 from tqdm import tqdm
 
 from recsys_core.artifacts import ArtifactError, TrainingLocked, load_artifact
+from recsys_core.configs import ConfigError, parse_overrides
 from recsys_core.ctr import CTR_PROTOCOL, CtrUnavailable, evaluate_ctr
 from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load_dataset, temporal_leave_last_out
 from recsys_core.data.movielens import ChecksumMismatch
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
                        help="draw the trained models' embedding maps (UMAP) at the end")  # fmt: skip
+    train.add_argument("--overrides", default=None, metavar="JSON",
+                       help='hyperparameters per model, e.g. \'{"sasrec": {"epochs": 5, "n_layers": 1}}\'')  # fmt: skip
     train.add_argument("--progress-jsonl", default=None, metavar="PATH",
                        help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 
@@ -79,12 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": _train, "evaluate": _evaluate, "recommend": _recommend}[args.command](args)
-    except (DatasetUnavailable, CsvError, ChecksumMismatch) as error:
+    except (DatasetUnavailable, CsvError, ChecksumMismatch, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingLocked as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LOCKED
+
+
+def _overrides(text: str | None, names: list[str]) -> dict[str, dict]:
+    """``--overrides`` as validated config keyword arguments per model (bad input: exit 2, with why)."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--overrides is not valid JSON: {error}") from error
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError('--overrides must map model names to settings, e.g. {"sasrec": {"epochs": 5}}')
+    unknown = [m for m in raw if m not in names]
+    if unknown:
+        raise ConfigError(f"--overrides names model(s) not being trained: {', '.join(unknown)}")
+    return {model: parse_overrides(model, values) for model, values in raw.items()}
 
 
 def _model_list(text: str | None, pipelines: bool = False) -> list[str]:
@@ -105,6 +124,7 @@ def _model_list(text: str | None, pipelines: bool = False) -> list[str]:
 
 def _train(args: argparse.Namespace) -> int:
     names = _model_list(args.models)
+    overrides = _overrides(args.overrides, names)
     bars: dict[str, tqdm] = {}
 
     def show(progress: Progress) -> None:
@@ -135,7 +155,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed,
-                               progress=report, maps=args.maps)  # fmt: skip
+                               progress=report, overrides=overrides, maps=args.maps)  # fmt: skip
     except TrainingLocked as error:
         if journal:
             journal.write({"event": "finished", "ok": False, "message": str(error), "reports": []})

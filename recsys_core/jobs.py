@@ -99,6 +99,7 @@ def start_job(
     seed: int = 0,
     root: Path | None = None,
     maps: bool = False,
+    overrides: dict[str, dict] | None = None,
 ) -> JobStatus:
     """Start training ``models`` on ``dataset`` in the background and return its first status.
 
@@ -122,6 +123,8 @@ def start_job(
         command.append("--quick")
     # Maps are drawn after every model has landed, so a view's first map is a read, not a fit.
     command.append("--maps" if maps else "--no-maps")
+    if overrides:
+        command += ["--overrides", json.dumps(overrides, default=_plain)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     if root is not None:
         env["DEEPREC_ARTIFACTS_DIR"] = str(root)
@@ -130,7 +133,7 @@ def start_job(
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     _CHILDREN[process.pid] = process
     record = {"pid": process.pid, "models": models, "quick": quick, "device": device, "started_at": time.time(),
-              "command": command}  # fmt: skip
+              "overrides": overrides or {}, "command": command}  # fmt: skip
     tmp = folder / ".job.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, folder / "job.json")

@@ -78,6 +78,22 @@ def resolve_device(choice: str = "auto") -> torch.device:
     return torch.device(choice)
 
 
+def available_devices() -> dict[str, str]:
+    """The devices training can use here, best first, each with what it is (GPU name and memory)."""
+    devices = {}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        count = torch.cuda.device_count()
+        devices["cuda"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB" + (
+            f" (GPU 0 of {count})" if count > 1 else ""
+        )
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices["mps"] = "Apple MPS"
+    cap = int(os.environ.get("DEEPREC_NUM_THREADS", 0))
+    devices["cpu"] = f"CPU, {os.cpu_count()} cores" + (f" (capped at {cap} threads)" if cap else "")
+    return devices
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -151,13 +167,15 @@ def fit(
     epochs = min(config.epochs, max_epochs) if max_epochs else config.epochs
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     autocast = device.type == "cuda" or (device.type == "cpu" and config.cpu_bf16 and cpu_has_bf16())
+    pin = device.type == "cuda"
     best_state, best_ndcg, stale = None, -1.0, 0
     for epoch in range(1, epochs + 1):
         model.train()
         epoch_started = time.perf_counter()
         losses = []
         for step, batch in enumerate(batches(rng), start=1):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            # Page-locked host memory lets the copy to a GPU run asynchronously with the previous step.
+            batch = {k: (v.pin_memory() if pin else v).to(device, non_blocking=pin) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = model.loss(batch)
             optimiser.zero_grad(set_to_none=True)
