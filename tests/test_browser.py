@@ -100,7 +100,8 @@ def screenshot(page, name: str) -> Path:
 
 VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "Model cards", "overview"),
          ("User_Explorer", "User explorer", "How much do the models agree", "user_explorer"),
-         ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty")]  # fmt: skip
+         ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty"),
+         ("Evaluate_and_AB", "Evaluate and A/B", "A/B simulator", "evaluate_ab_open")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
@@ -151,3 +152,27 @@ def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, p
     settle(page, "What if: drop one item")
     check_no_error(page)
     screenshot(page, "session_playground")
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=False).first.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.get_by_role("option").first.wait_for(state="detached")
+
+
+def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Evaluate_and_AB")
+    settle(page, "A/B simulator")
+    check_no_error(page)
+    assert page.get_by_text("A/B test of", exact=False).count() == 0  # nothing runs until asked
+    choose(page, "Control (today's model)", "pop")
+    choose(page, "Treatment (the challenger)", "sasrec")
+    page.get_by_role("button", name="Run the simulation").click()
+    settle(page, "A/B test of sasrec (treatment) against pop (control)")
+    check_no_error(page)
+    verdict = page.get_by_text("A/B test of sasrec (treatment)", exact=False).first.inner_text()
+    assert "statistically significant" in verdict and "nan" not in verdict.lower()
+    assert page.get_by_text("Welch's t-test p", exact=False).count() >= 1
+    assert screenshot(page, "evaluate_ab").stat().st_size > 10_000
