@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from recsys_core.abtest import PROXIES, ABDesign, align_users, compare_paired, format_p, simulate_ab
+from recsys_core.abtest import PROXIES, ABDesign, ABResult, align_users, compare_paired, format_p, simulate_ab
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from ui import leaderboard_table, load_per_user, require_models, select_dataset
@@ -135,6 +135,17 @@ with st.form("ab_form"):
                                            "split": split, "n_users": int(n_users), "proxy": proxy,
                                            "alpha": alpha, "power": power, "mde": mde, "seed": int(seed)}  # fmt: skip
 
+
+@st.cache_data(show_spinner="Simulating the A/B test…", max_entries=32)
+def simulation(dataset_name: str, settings: dict, version_control: str, version_treatment: str) -> ABResult:
+    """The simulated test (cached: a million users take a few seconds, and the page reruns often)."""
+    design = ABDesign(settings["split"] / 100, settings["n_users"], settings["alpha"], settings["power"],
+                      settings["mde"] / 100, settings["seed"])  # fmt: skip
+    control, treatment = settings["control"], settings["treatment"]
+    values = align_users(frames[control], frames[treatment], settings["proxy"])
+    return simulate_ab(*values, design, settings["proxy"], (control, treatment))
+
+
 settings = st.session_state.get("ab_settings")
 if settings is None or settings["dataset"] != name:  # nothing asked yet on this dataset
     st.stop()
@@ -142,14 +153,7 @@ if settings["control"] not in frames or settings["treatment"] not in frames:
     st.warning("A model of the last simulation has no per-user metrics any more: run it again.")
     st.stop()
 try:
-    design = ABDesign(settings["split"] / 100, settings["n_users"], settings["alpha"], settings["power"],
-                      settings["mde"] / 100, settings["seed"])  # fmt: skip
-    control_values, treatment_values = align_users(
-        frames[settings["control"]], frames[settings["treatment"]], settings["proxy"]
-    )
-    result = simulate_ab(
-        control_values, treatment_values, design, settings["proxy"], (settings["control"], settings["treatment"])
-    )
+    result = simulation(name, settings, versions[settings["control"]], versions[settings["treatment"]])
 except ValueError as error:
     st.warning(f"This test cannot be simulated: {error}.")
     st.stop()
@@ -176,7 +180,7 @@ cells[0].metric("Welch's t-test p", format_p(result.welch_p))
 cells[1].metric("Mann-Whitney U p", format_p(result.mann_whitney_p))
 cells[2].metric("Power for the observed lift", f"{result.power:.0%}")
 cells[3].metric(
-    f"Users needed for {design.mde:+.0%}",
+    f"Users needed for {result.design.mde:+.0%}",
     f"{result.required.total:,}" if result.required else "n/a",
     help=f"{result.required.control:,} control + {result.required.treatment:,} treatment"
     if result.required

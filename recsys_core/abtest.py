@@ -11,7 +11,8 @@ Statistics (alpha is two-sided throughout):
 - absolute lift ``t - c`` (arm means): normal-approximation CI with the unpooled (Welch) standard
   error ``sqrt(s_c^2 / n_c + s_t^2 / n_t)``;
 - relative lift ``t / c - 1``: delta-method CI for the ratio of two independent means,
-  ``Var(t / c) ~ s_t^2 / (n_t c^2) + t^2 s_c^2 / (n_c c^4)``; undefined when the control mean is 0;
+  ``Var(t / c) ~ s_t^2 / (n_t c^2) + t^2 s_c^2 / (n_c c^4)``, its lower end clipped at -100%;
+  undefined when the control mean is 0;
 - Welch's t-test and the two-sided Mann-Whitney U test, exactly as ``scipy.stats`` computes them
   (one case scipy leaves undefined: both arms constant and equal, where the p-value is 1);
 - power and sample size: for a 0/1 proxy, the two-proportion z-test with a pooled variance under
@@ -311,7 +312,7 @@ class ABResult:
 
 CI_METHOD = (
     "95% CIs: absolute lift by the normal approximation with the unpooled (Welch) standard error; "
-    "relative lift by the delta method for the ratio of two independent means"
+    "relative lift by the delta method for the ratio of two independent means (clipped at -100%)"
 )
 
 
@@ -370,7 +371,8 @@ def analyse_ab(
     if c > 0:
         relative = t / c - 1
         se_relative = math.sqrt(var_t / (n_t * c**2) + t**2 * var_c / (n_c * c**4))
-        relative_ci = (relative - z * se_relative, relative + z * se_relative)
+        # A ratio of non-negative means cannot fall below -100%, whatever the normal tail says.
+        relative_ci = (max(-1.0, relative - z * se_relative), relative + z * se_relative)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about constant arms, then copes
@@ -488,6 +490,8 @@ def _verdict(**r) -> str:
             f"To detect a minimum lift of {design.mde:+.0%} relative at α = {design.alpha:g} with {design.power:.0%} "
             f"power, plan for about {_users(r['required'])}."
         )
+        if min(r["required"].control, r["required"].treatment) < SMALL_ARM:
+            sentences.append(f"Plan for at least {SMALL_ARM} users per arm all the same: the formula is rough below.")
     elif c == 0:
         sentences.append("A sample size for a relative lift cannot be planned from a control value of 0.")
     else:

@@ -13,6 +13,7 @@ from recsys_core.abtest import (
     align_users,
     analyse_ab,
     compare_paired,
+    power_two_means,
     power_two_proportions,
     sample_size_two_means,
     sample_size_two_proportions,
@@ -106,6 +107,8 @@ def test_sample_size_for_a_continuous_proxy():
     size = sample_size_two_means(0.01, 0.2, 0.2, 0.05, 0.8, 0.5)
     expected = math.ceil((stats.norm.isf(0.025) + stats.norm.isf(0.2)) ** 2 * 2 * 0.04 / 0.0001)
     assert size.control == size.treatment == expected
+    uneven = sample_size_two_means(0.01, 0.2, 0.3, 0.05, 0.9, 0.4)
+    assert power_two_means(0.01, 0.2, 0.3, uneven.control, uneven.treatment) == pytest.approx(0.9, abs=0.005)
 
 
 def test_a_clearly_better_treatment_is_significant():
@@ -160,6 +163,12 @@ def test_rates_of_zero_and_one_give_clear_results(control, treatment, welch_p):
         assert result.required is None
     else:
         assert "not possible" in result.verdict  # +5% of 100% is not a rate
+
+
+def test_a_relative_lift_never_falls_below_minus_100_percent():
+    result = analyse_ab(np.array([0.0, 0.0, 0.0, 1.0]), np.zeros(6))
+    assert result.relative_lift == -1.0 and result.relative_ci[0] == -1.0
+    assert result.tone == "info" and "lowered the hit rate (HR@10) from 25.0% to 0.0%" in result.verdict
 
 
 def test_small_arms_are_flagged_and_too_small_ones_refused():

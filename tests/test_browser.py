@@ -155,10 +155,15 @@ def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, p
 
 
 def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label, exact=False).first.click()
+    """Pick an option with the keyboard: type to filter, Enter to choose (a click on the option can
+    land on the box's own input while the list is still being laid out)."""
+    box = page.get_by_label(label, exact=False).first
+    box.click()
     page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.wait_for()
+    page.keyboard.press("Enter")
     page.get_by_role("option").first.wait_for(state="detached")
+    expect(box).to_have_value(option)
 
 
 def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
