@@ -41,6 +41,10 @@ if not frames:
 else:
     shown = st.multiselect("Models", list(frames), default=[m for m in best if m in frames][:4], key="dist_models")
     metric = st.radio("Per-user metric", ["rank", "NDCG@10", "MRR@10", "NDCG@20"], horizontal=True, key="dist_metric")
+    lacking = [m for m in shown if not {metric, "HR@10"} <= set(frames[m].columns)]
+    if lacking:
+        st.warning(f"No per-user {metric} stored for {', '.join(lacking)}: retrain to see it.")
+    shown = [m for m in shown if m not in lacking]
     figure = go.Figure()
     for model in shown:
         values = frames[model][metric] + (1 if metric == "rank" else 0)
