@@ -17,7 +17,15 @@ import streamlit as st
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
 
-from recsys_core.artifacts import Artifact, ArtifactError, load_artifact, read_manifest
+from recsys_core.artifacts import (
+    Artifact,
+    ArtifactError,
+    ArtifactMissing,
+    load_artifact,
+    read_manifest,
+    read_per_user,
+    retrain_hint,
+)
 from recsys_core.data import DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, dataset_names, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.data.split import PROTOCOL
@@ -162,6 +170,29 @@ def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dic
         except ArtifactError as error:
             problems[name] = str(error)
     return loaded, problems
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_per_user(dataset_name: str, model_name: str, version: str) -> pd.DataFrame:
+    """A stored model's per-user test metrics; ``version`` as in :func:`cached_artifact`."""
+    return read_per_user(dataset_name, model_name)
+
+
+def load_per_user(dataset_name: str, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Per-user test metrics of ``names``, and a message per model whose metrics cannot be read."""
+    versions = trained_versions(dataset_name)
+    frames, problems = {}, {}
+    for name in names:
+        if name not in versions:
+            problems[name] = f"{name} is not trained on {dataset_name} yet: {HOME_HINT}."
+            continue
+        try:
+            frames[name] = cached_per_user(dataset_name, name, versions[name])
+        except ArtifactMissing as error:
+            problems[name] = f"{error}; {retrain_hint(dataset_name, name)}."
+        except ArtifactError as error:
+            problems[name] = str(error)
+    return frames, problems
 
 
 def family_of(name: str) -> str:

@@ -7,10 +7,13 @@
 - ``load_or_build_index(artifact, IndexParams("hnsw"))``: a FAISS index over an inner-product model's
   item vectors, passed to ``recommend(..., index=...)`` for approximate retrieval.
 - ``session_attention(model, dataset, history)``: what sasrec and bert4rec attend to in a session.
+- ``compare_paired(per_user_a, per_user_b, metric)`` and ``simulate_ab(control, treatment, ABDesign())``:
+  two stored models compared on the same users, and a simulated A/B test between them.
 
 Nothing in this package imports streamlit.
 """
 
+from recsys_core.abtest import ABDesign, compare_paired, simulate_ab
 from recsys_core.artifacts import leaderboard, load_artifact
 from recsys_core.data import load_dataset, temporal_leave_last_out
 from recsys_core.evaluate import evaluate_model, evaluate_models, paired_test
@@ -21,8 +24,10 @@ from recsys_core.train import train_models
 
 __all__ = [
     "REGISTRY",
+    "ABDesign",
     "IndexParams",
     "Request",
+    "compare_paired",
     "evaluate_model",
     "evaluate_models",
     "leaderboard",
@@ -33,6 +38,7 @@ __all__ = [
     "parse_request",
     "recommend",
     "session_attention",
+    "simulate_ab",
     "temporal_leave_last_out",
     "train_models",
 ]

@@ -219,7 +219,12 @@ def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) 
     path = _locate(dataset_root(dataset_name, root), model_name)
     if path is None or not (path / "per_user_test.parquet").is_file():
         raise ArtifactMissing(f"no per-user metrics for {model_name} on {dataset_name}")
-    return pd.read_parquet(path / "per_user_test.parquet")
+    try:
+        return pd.read_parquet(path / "per_user_test.parquet")
+    except (OSError, ValueError) as error:  # pyarrow's errors derive from these
+        raise ArtifactCorrupted(
+            f"{path / 'per_user_test.parquet'} cannot be read ({error}); " + retrain_hint(dataset_name, model_name)
+        ) from error
 
 
 def read_manifest(dataset_name: str, root: Path | None = None) -> dict:

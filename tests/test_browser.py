@@ -102,7 +102,8 @@ VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "M
          ("User_Explorer", "User explorer", "How much do the models agree", "user_explorer"),
          ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty"),
          ("Embedding_Maps", "Embedding maps", "UMAP fit", "embedding_maps"),
-         ("Pipeline", "Two-stage pipeline", "Final list next to", "pipeline")]  # fmt: skip
+         ("Pipeline", "Two-stage pipeline", "Final list next to", "pipeline"),
+         ("Evaluate_and_AB", "Evaluate and A/B", "A/B simulator", "evaluate_ab_open")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
@@ -177,9 +178,37 @@ def test_a_pipeline_run_shows_timings_and_both_lists(server, page):
     settle(page, "Final list next to")
     metrics = page.locator('[data-testid="stMetric"]')
     assert metrics.count() >= 4 and metrics.first.inner_text().strip().endswith("ms")
-    page.get_by_label("Index").first.click()
-    page.get_by_role("option", name="ivf", exact=True).first.click()
+    choose(page, "Index", "ivf")
     settle(page, "nprobe")
     check_no_error(page)
     assert "IVF nlist=" in page.locator('[data-testid="stMain"]').inner_text()
     screenshot(page, "pipeline_ivf")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option with the keyboard: type to filter, Enter to choose (a click on the option can
+    land on the box's own input while the list is still being laid out)."""
+    box = page.get_by_label(label, exact=False).first
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).first.wait_for()
+    page.keyboard.press("Enter")
+    page.get_by_role("option").first.wait_for(state="detached")
+    expect(box).to_have_value(option)
+
+
+def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Evaluate_and_AB")
+    settle(page, "A/B simulator")
+    check_no_error(page)
+    assert page.get_by_text("A/B test of", exact=False).count() == 0  # nothing runs until asked
+    choose(page, "Control (today's model)", "pop")
+    choose(page, "Treatment (the challenger)", "sasrec")
+    page.get_by_role("button", name="Run the simulation").click()
+    settle(page, "A/B test of sasrec (treatment) against pop (control)")
+    check_no_error(page)
+    verdict = page.get_by_text("A/B test of sasrec (treatment)", exact=False).first.inner_text()
+    assert "statistically significant" in verdict and "nan" not in verdict.lower()
+    assert page.get_by_text("Welch's t-test p", exact=False).count() >= 1
+    assert screenshot(page, "evaluate_ab").stat().st_size > 10_000

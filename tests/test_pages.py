@@ -16,7 +16,7 @@ from recsys_core.data import PROTOCOL
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py",
-         "pages/4_Embedding_Maps.py", "pages/5_Pipeline.py")  # fmt: skip
+         "pages/4_Embedding_Maps.py", "pages/5_Pipeline.py", "pages/6_Evaluate_and_AB.py")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -285,3 +285,74 @@ def test_views_show_a_running_background_training_in_the_sidebar(isolated_store)
         assert len(at.dataframe) == 2  # the history and pop's list
     finally:
         cancel_job("synthetic")
+
+
+def test_evaluate_and_ab_shows_metrics_a_paired_test_and_an_ab_simulation(trained):
+    at = open_page("pages/6_Evaluate_and_AB.py")
+    assert [h.value for h in at.header] == ["Metrics", "Per-user distributions", "Beyond accuracy",
+                                           "Paired test between two models", "A/B simulator"]  # fmt: skip
+    assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
+    assert sum(PROTOCOL in c.value for c in at.caption) >= 4  # every block of metrics names the protocol
+    titles = [f["layout"]["title"]["text"] for f in figures(at)]
+    assert any("Per-user rank" in t for t in titles) and any("Beyond accuracy" in t for t in titles)
+    beyond = next(f for f in figures(at) if "Beyond accuracy" in f["layout"]["title"]["text"])
+    assert {a["text"] for a in beyond["layout"]["annotations"]} == {
+        "coverage@10", "popularity@10", "diversity@10", "novelty@10"}  # fmt: skip
+    at.radio(key="dist_metric").set_value("NDCG@10").run()
+    assert not at.exception
+
+    at.selectbox(key="pair_a").select("sasrec").run()
+    at.selectbox(key="pair_b").select("pop").run()
+    at.selectbox(key="pair_metric").select("NDCG@10").run()
+    assert not at.exception
+    sentence = " ".join(m.value for m in [*at.success, *at.info])
+    assert "sasrec's mean NDCG@10 is" in sentence and "than pop's" in sentence
+    assert [m.label for m in at.metric][:4] == ["Mean difference (A − B), NDCG@10", "Paired t-test p",
+                                                "Wilcoxon signed-rank p", "Bootstrap 95% CI"]  # fmt: skip
+    at.selectbox(key="pair_b").select("sasrec").run()
+    assert any("Choose two different models" in i.value for i in at.info)
+
+    assert not any("A/B test of" in m.value for m in [*at.success, *at.info, *at.warning])  # only when asked
+    at.selectbox(key="ab_control").select("pop")
+    at.selectbox(key="ab_treatment").select("sasrec")
+    at.number_input(key="ab_users").set_value(4000)
+    at.button(key="ab_run").click().run()
+    assert not at.exception
+    verdict = [s.value for s in at.success if "A/B test of sasrec (treatment) against pop" in s.value]
+    assert verdict and "is statistically significant" in verdict[0] and "nan" not in verdict[0].lower()
+    labels = [m.label for m in at.metric]
+    for label in ("Control: pop", "Treatment: sasrec", "Welch's t-test p", "Mann-Whitney U p",
+                  "Power for the observed lift", "Users needed for +5%"):  # fmt: skip
+        assert label in labels
+    at.radio(key="dist_metric").set_value("rank").run()  # another widget: the result stays
+    assert any("A/B test of sasrec" in s.value for s in at.success)
+
+    at.selectbox(key="ab_control").select("sasrec")
+    at.button(key="ab_run").click().run()
+    assert not at.exception
+    verdict = " ".join(m.value for m in [*at.success, *at.info, *at.warning] if "A/A test" in m.value)
+    assert "sasrec in both arms" in verdict and "nan" not in verdict.lower()
+
+
+def test_evaluate_and_ab_with_missing_per_user_metrics_and_with_one_model(
+    trained_synthetic_store, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    shutil.copytree(trained_synthetic_store, store)
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(store))
+    (store / "synthetic" / "bpr" / "per_user_test.parquet").unlink()
+    (store / "synthetic" / "ease" / "per_user_test.parquet").write_bytes(b"damaged")
+    at = open_page("pages/6_Evaluate_and_AB.py")
+    assert not at.error
+    warnings = " ".join(w.value for w in at.warning)
+    assert "no per-user metrics for bpr" in warnings and "ease" in warnings and "cannot be read" in warnings
+    assert "bpr" not in at.selectbox(key="ab_control").options
+    at.button(key="ab_run").click().run()
+    assert not at.exception
+
+    for model in PAGE_MODELS[1:]:
+        shutil.rmtree(store / "synthetic" / model)
+    at = open_page("pages/6_Evaluate_and_AB.py")
+    assert not at.error
+    messages = " ".join(i.value for i in at.info)
+    assert "paired test compares two models" in messages and "needs two models" in messages
