@@ -7,6 +7,7 @@ attention shows. Screenshots of every view land in test-artifacts/ (git-ignored)
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -176,19 +177,20 @@ def test_a_pipeline_run_shows_timings_and_both_lists(server, page):
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{server}/Pipeline")
     settle(page, "Final list next to")
-    metrics = page.locator('[data-testid="stMetric"]')
-    assert metrics.count() >= 4 and metrics.first.inner_text().strip().endswith("ms")
-    choose(page, "Index", "ivf")
+    # The live latency of each stage (retrieve, rank, total) and the ANN recall, as metric values.
+    expect(page.get_by_text(re.compile(r"^[\d.]+ ms$"))).to_have_count(3)
+    expect(page.get_by_text(re.compile(r"^[\d.]+%$"))).to_have_count(1)
+    choose(page, "Index", "ivf", exact=True)
     settle(page, "nprobe")
     check_no_error(page)
     assert "IVF nlist=" in page.locator('[data-testid="stMain"]').inner_text()
     screenshot(page, "pipeline_ivf")
 
 
-def choose(page, label: str, option: str) -> None:
+def choose(page, label: str, option: str, exact: bool = False) -> None:
     """Pick an option with the keyboard: type to filter, Enter to choose (a click on the option can
     land on the box's own input while the list is still being laid out)."""
-    box = page.get_by_label(label, exact=False).first
+    box = page.get_by_label(label, exact=exact).first
     box.click()
     page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).first.wait_for()
