@@ -9,7 +9,7 @@ import streamlit as st
 from recsys_core.artifacts import TrainingLocked, leaderboard
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from ui import TRAINING_ALLOWED, dataset_metrics, leaderboard_table, select_dataset, trained_versions, training_panel
+from ui import dataset_metrics, leaderboard_table, select_dataset, trained_versions, training_allowed, training_panel
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
 
@@ -30,6 +30,8 @@ st.markdown(
     "together; a user's history, a session and the recommendations on top.\n"
     "- **Pipeline**: one request through retrieval (exact or FAISS) and ranking, timed live, with the "
     "held-out item followed through each stage.\n"
+    "- **Evaluate and AB**: the metrics with confidence intervals, per-user distributions, a paired "
+    "significance test between two models, and an A/B test simulator with a plain-language verdict.\n"
     "- **Train**: retrain any model with your own settings, on a GPU when there is one, and bring "
     "your own interactions CSV."
 )
@@ -65,7 +67,7 @@ if holder:
         "view as they land. Reload the page to see them."
     )
 elif not job_status(name).running:
-    if not TRAINING_ALLOWED:
+    if not training_allowed():
         st.info(
             "Training from the browser is switched off here (DEEPREC_UI_TRAINING=0); "
             "use `python -m recsys_core train` on the server."

@@ -329,8 +329,10 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
 
 # --------------------------------------------------------------------------- training jobs
 
-# Shared demos can switch training from the browser off (SPEC section 10).
-TRAINING_ALLOWED = os.environ.get("DEEPREC_UI_TRAINING", "1") != "0"
+
+def training_allowed() -> bool:
+    """Shared demos switch training (and uploads) from the browser off: DEEPREC_UI_TRAINING=0."""
+    return os.environ.get("DEEPREC_UI_TRAINING", "1") != "0"
 
 
 def training_panel(name: str, curves: bool = False) -> None:
@@ -359,7 +361,7 @@ def _job_progress(name: str, curves: bool) -> None:
         )
         if status.done:
             st.write("Stored so far: " + ", ".join(status.done))
-        if TRAINING_ALLOWED and st.button("Cancel training", key="cancel_job"):
+        if training_allowed() and st.button("Cancel training", key="cancel_job"):
             cancel_job(name)
             st.rerun()
     else:

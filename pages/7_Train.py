@@ -1,0 +1,141 @@
+"""Train: choose models by family, their hyperparameters (forms built from the config dataclasses),
+the device and the profile; start a background job, watch its loss and validation curves, cancel it.
+Bring your own data: upload an interactions CSV (and an items CSV) as a new dataset."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from recsys_core.artifacts import TrainingLocked
+from recsys_core.configs import ConfigError, ConfigField, config_fields, parse_overrides
+from recsys_core.data import DATASETS, CsvError, save_upload
+from recsys_core.data.uploads import max_upload_bytes
+from recsys_core.jobs import job_status, lock_holder, start_job
+from recsys_core.models import REGISTRY
+from recsys_core.train import QUICK_MAX_EPOCHS, available_devices
+from ui import family_of, select_dataset, trained_versions, training_allowed, training_panel
+
+st.set_page_config(page_title="Train · DeepRec Lab", page_icon="🏋️", layout="wide")
+st.title("Train")
+dataset = select_dataset(training_status=False)  # this page shows the job itself, with curves
+name = dataset.name
+if not training_allowed():
+    st.info(
+        "Training from the browser is switched off here (DEEPREC_UI_TRAINING=0), as for a shared demo: "
+        "use `python -m recsys_core train` on the server. Every view still shows the models trained so far."
+    )
+train_tab, data_tab = st.tabs(["Train models", "Bring your own data"])
+
+
+def setting(cell, field: ConfigField, key: str) -> object:
+    """One hyperparameter's widget, by the kind of its config field (help: the comment in its source)."""
+    help_text = field.help or None
+    if field.kind == "bool":
+        return cell.checkbox(field.name, value=bool(field.default), key=key, help=help_text)
+    if field.kind == "int":
+        return cell.number_input(field.name, value=int(field.default), step=1, key=key, help=help_text)
+    if field.kind == "float":
+        return cell.number_input(field.name, value=float(field.default), format="%g", key=key, help=help_text)
+    default = ",".join(map(str, field.default)) if field.kind == "ints" else str(field.default)
+    return cell.text_input(field.name, value=default, key=key, help=help_text)
+
+
+with train_tab:
+    st.caption(
+        f"Training runs in a background process on **{name}** (one job per dataset): it survives a browser "
+        "refresh, every viewer sees its progress, and a cancelled or failed job leaves the stored models as "
+        "they were. Each model lands in every view as soon as it is stored."
+    )
+    training_panel(name, curves=True)
+    running = job_status(name).running or lock_holder(name) is not None
+    if training_allowed() and not running:
+        families: dict[str, list[str]] = {}
+        for model in REGISTRY:
+            families.setdefault(family_of(model), []).append(model)
+        trained = trained_versions(name)
+        st.subheader("Models")
+        chosen: list[str] = []
+        for column, (family, members) in zip(st.columns(4) * 3, families.items(), strict=False):
+            chosen += column.multiselect(family, members, key=f"train_family_{family}",
+                                         format_func=lambda m: f"{m} ✓" if m in trained else m)  # fmt: skip
+        st.caption("✓: trained on this dataset already (training again replaces it if it finishes).")
+        devices = available_devices()
+        left, right = st.columns(2)
+        device = left.radio(
+            "Device", list(devices), format_func=lambda d: f"{d}: {devices[d]}", key="train_device",
+            help="Detected on this server. CUDA trains with bf16 autocast and pinned memory.",
+        )  # fmt: skip
+        profile = right.radio("Profile", ["quick", "full"], horizontal=True, key="train_profile",
+                              help=f"quick: at most {QUICK_MAX_EPOCHS} epochs per model (demos); full: each "
+                              "model's own epochs and early stopping")  # fmt: skip
+        with st.form("train_form"):
+            values: dict[str, dict[str, object]] = {}
+            for model in chosen:
+                fields = config_fields(model)
+                with st.expander(f"{model} · {family_of(model)}: {len(fields)} settings", expanded=len(chosen) == 1):
+                    if not fields:
+                        st.caption(f"{model} has no settings: it is computed in closed form.")
+                    cells = st.columns(3)
+                    values[model] = {}
+                    for n, field in enumerate(fields):
+                        values[model][field.name] = setting(cells[n % 3], field, f"cfg_{model}_{field.name}")
+            submitted = st.form_submit_button(
+                "Start training", type="primary", disabled=not chosen, key="start_training"
+            )
+        if not chosen:
+            st.info("Choose at least one model above.")
+        if submitted and chosen:
+            try:
+                overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {})))}
+                start_job(name, chosen, quick=profile == "quick", device=device, maps=True, overrides=overrides)
+            except ConfigError as error:
+                st.error(f"Nothing was started: {error}")
+            except (TrainingLocked, ValueError, OSError) as error:
+                st.warning(f"Nothing was started: {error}")
+            else:
+                time.sleep(0.3)  # let the job write its first line before the panel polls it
+                st.rerun()
+
+with data_tab:
+    message = st.session_state.pop("upload_message", None)
+    if message:
+        st.success(message)
+    limit_mb = max_upload_bytes() / 2**20
+    st.markdown(
+        "Upload your own interactions as a CSV with a header: `user_id,item_id[,rating][,timestamp]` "
+        "(timestamps in Unix seconds or ISO dates; without them the file's order is the time order). An optional "
+        "items CSV `item_id,title[,genres]` (genres separated by `|`) gives titles to every view. The files are "
+        f"checked in full first (each problem with its line and column; at most {limit_mb:g} MB each, "
+        "`DEEPREC_MAX_UPLOAD_MB`): a bad file changes nothing. The new dataset appears in the sidebar's selector "
+        "for every view, and trains here like MovieLens."
+    )
+    if not training_allowed():
+        st.caption("Uploads are switched off with training (DEEPREC_UI_TRAINING=0).")
+    else:
+        with st.form("upload_form", clear_on_submit=False):
+            interactions = st.file_uploader("Interactions CSV", type=["csv"], key="upload_interactions")
+            items = st.file_uploader("Items CSV (optional)", type=["csv"], key="upload_items")
+            new_name = st.text_input("Dataset name", placeholder="e.g. my-shop", key="upload_name",
+                                     help="lower-case letters, digits, '-' and '_'")  # fmt: skip
+            added = st.form_submit_button("Add the dataset", key="add_dataset")
+        if added:
+            if interactions is None:
+                st.error("Choose an interactions CSV first.")
+            else:
+                label = new_name or interactions.name.rsplit(".", 1)[0]
+                try:
+                    stored = save_upload(label, interactions.getvalue(), items.getvalue() if items else None,
+                                         reserved=set(DATASETS))  # fmt: skip
+                except CsvError as error:
+                    st.error(f"Nothing was stored: {error}")
+                else:
+                    st.session_state["chosen_dataset"] = stored.name  # every view switches to it
+                    summary = stored.summary()
+                    st.session_state["upload_message"] = (
+                        f"Dataset **{stored.name}** added: {summary['users']:,} users, {summary['items']:,} items, "
+                        f"{summary['interactions']:,} interactions. It is now selected in the sidebar: train "
+                        "models on it in the first tab. " + " ".join(stored.notes)
+                    )
+                    st.rerun()
