@@ -40,12 +40,14 @@ def browser_type_launch_args():
 
 
 @pytest.fixture(scope="session")
-def server(trained_synthetic_store):
-    """`streamlit run app.py` on 127.0.0.1 and a free port, over the trained synthetic store."""
+def server(trained_synthetic_store, tmp_path_factory):
+    """`streamlit run app.py` on 127.0.0.1 and a free port, over the trained synthetic store (and a
+    data folder of its own, for the datasets users upload)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(trained_synthetic_store), "DEEPREC_DATASET": "synthetic",
+           "DEEPREC_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
            "OMP_WAIT_POLICY": "PASSIVE", "DEEPREC_NUM_THREADS": os.environ.get("DEEPREC_NUM_THREADS", "1")}  # fmt: skip
     SHOTS.mkdir(exist_ok=True)
     log = open(SHOTS / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
@@ -104,7 +106,8 @@ VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "M
          ("Session_Playground", "Session playground", "The session is empty", "session_playground_empty"),
          ("Embedding_Maps", "Embedding maps", "UMAP fit", "embedding_maps"),
          ("Pipeline", "Two-stage pipeline", "Final list next to", "pipeline"),
-         ("Evaluate_and_AB", "Evaluate and A/B", "A/B simulator", "evaluate_ab_open")]  # fmt: skip
+         ("Evaluate_and_AB", "Evaluate and A/B", "A/B simulator", "evaluate_ab_open"),
+         ("Train", "Train", "Start training", "train")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
@@ -214,3 +217,72 @@ def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
     assert "statistically significant" in verdict and "nan" not in verdict.lower()
     assert page.get_by_text("Welch's t-test p", exact=False).count() >= 1
     assert screenshot(page, "evaluate_ab").stat().st_size > 10_000
+
+
+def pick(page, label: str, option: str) -> None:
+    """Add an option to a multiselect by typing it and pressing Enter."""
+    page.get_by_label(label, exact=True).first.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).first.wait_for()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+
+
+def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(server, page, tmp_path):
+    rows = ["user_id,item_id,rating,timestamp"]
+    rows += [
+        f"c{u},m{(3 * u + k) % 40},{1 + (u + k) % 5},{1_600_000_000 + 3600 * k}" for u in range(60) for k in range(9)
+    ]
+    interactions = tmp_path / "shop.csv"
+    interactions.write_text("\n".join(rows) + "\n")
+    items = tmp_path / "shop-items.csv"
+    items.write_text("item_id,title,genres\n" + "".join(f"m{i},Product {i},Group{i % 4}\n" for i in range(40)))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Train")
+    settle(page, "Start training")
+    page.get_by_role("tab", name="Bring your own data").click()
+    files = page.locator('input[type="file"]')
+    files.nth(0).set_input_files(str(interactions))
+    files.nth(1).set_input_files(str(items))
+    page.get_by_role("textbox", name="Dataset name").fill("shop")
+    page.get_by_role("button", name="Add the dataset").click()
+    settle(page, "Dataset shop added")
+    check_no_error(page)
+    expect(page.get_by_label("Dataset", exact=True).first).to_have_value("shop")  # the sidebar switched
+    page.get_by_role("tab", name="Train models").click()
+    pick(page, "baselines", "ease")
+    page.get_by_role("button", name="Start training").click()
+    settle(page, "Last training finished: ease", timeout=180_000)
+    check_no_error(page)
+    screenshot(page, "train_uploaded")
+    for path, ready in [("Overview", "The data: shop"), ("User_Explorer", "History of user"),
+                        ("Session_Playground", "The session is empty"), ("Embedding_Maps", "UMAP fit"),
+                        ("Pipeline", "Final list next to"), ("Evaluate_and_AB", "A/B simulator")]:  # fmt: skip
+        page.get_by_role("link", name=path.replace("_", " ")).first.click()
+        settle(page, ready)
+        check_no_error(page)
+        expect(page.get_by_label("Dataset", exact=True).first).to_have_value("shop")
+
+
+def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_can_be_cancelled(server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/Train")
+    settle(page, "Start training")
+    pick(page, "baselines", "itemknn")
+    page.get_by_role("button", name="Start training").click()
+    settle(page, "Last training finished: itemknn", timeout=180_000)
+    check_no_error(page)
+    page.get_by_role("link", name="Overview").first.click()  # the same server, never restarted
+    settle(page, "Model cards")
+    # itemknn's new artifact is in the leaderboard (a data grid cell, drawn on a canvas) and the charts.
+    expect(page.get_by_text("itemknn", exact=True).first).to_be_attached()
+    page.get_by_role("link", name="Train").first.click()
+    settle(page, "Start training")
+    pick(page, "autoencoders", "multvae")
+    page.get_by_text("full", exact=True).first.click()  # the profile radio
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("models done; training multvae", exact=False).first.wait_for(timeout=120_000)
+    screenshot(page, "train_progress")
+    page.get_by_role("button", name="Cancel training").click()
+    settle(page, "Last training was cancelled")
+    check_no_error(page)
