@@ -38,6 +38,9 @@ def setting(cell, field: ConfigField, key: str) -> object:
         return cell.number_input(field.name, value=int(field.default), step=1, key=key, help=help_text)
     if field.kind == "float":
         return cell.number_input(field.name, value=float(field.default), format="%g", key=key, help=help_text)
+    if field.choices:
+        return cell.selectbox(field.name, field.choices, index=field.choices.index(field.default), key=key,
+                              help=help_text)  # fmt: skip
     default = ",".join(map(str, field.default)) if field.kind == "ints" else str(field.default)
     return cell.text_input(field.name, value=default, key=key, help=help_text)
 

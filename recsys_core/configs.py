@@ -31,6 +31,7 @@ class ConfigField:
     kind: str  # "bool", "int", "float", "str" or "ints" (a tuple of ints, e.g. layer widths)
     default: object
     help: str = ""
+    choices: tuple[str, ...] = ()  # the allowed values of a "str" field, when they are a fixed set
 
 
 def config_fields(model_name: str) -> list[ConfigField]:
@@ -40,13 +41,18 @@ def config_fields(model_name: str) -> list[ConfigField]:
     config_class = REGISTRY[model_name].config_class
     hints = typing.get_type_hints(config_class)
     comments = _field_comments(config_class)
+    choices = dict(getattr(config_class, "CHOICES", {}))
+    if any(spec.name == "candidates_from" for spec in dataclasses.fields(config_class)):
+        # A ranker's hard negatives come from a retriever: any registered model that is not a ranker.
+        choices["candidates_from"] = tuple(n for n, cls in REGISTRY.items() if cls.family != "rankers")
     fields = []
     for spec in dataclasses.fields(config_class):
         kind = _kind(hints.get(spec.name))
         if kind is None:
             continue  # nothing a form can edit
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        fields.append(ConfigField(spec.name, kind, default, comments.get(spec.name, "")))
+        fields.append(ConfigField(spec.name, kind, default, comments.get(spec.name, ""),
+                                  tuple(choices.get(spec.name, ()))))  # fmt: skip
     order = {name: n for n, name in enumerate(MAIN_FIELDS)}
     return sorted(fields, key=lambda f: order.get(f.name, len(order)))
 
@@ -88,9 +94,12 @@ def _coerce(model_name: str, spec: ConfigField, raw: object) -> object:
         if spec.kind == "ints":
             parts = raw if isinstance(raw, list | tuple) else str(raw).replace(" ", "").split(",")
             return tuple(int(p) for p in parts if str(p) != "")
+        if spec.choices and str(raw) not in spec.choices:
+            raise ValueError(raw)
         return str(raw)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {raw!r} is not a valid {spec.kind}") from error
+        allowed = f" (one of {', '.join(spec.choices)})" if spec.choices else ""
+        raise ConfigError(f"{where}: {raw!r} is not a valid {spec.kind}{allowed}") from error
 
 
 def _kind(hint: object) -> str | None:

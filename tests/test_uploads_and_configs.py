@@ -89,6 +89,10 @@ def test_form_values_are_coerced_and_checked():
         parse_overrides("sasrec", {"epochs": 0})
     with pytest.raises(ConfigError, match=r"sasrec.epochs: '2.5' is not a valid int"):
         parse_overrides("sasrec", {"epochs": "2.5"})
+    with pytest.raises(ConfigError, match=r"sasrec.loss: 'hinge' .*one of softmax, sampled_softmax, bce"):
+        parse_overrides("sasrec", {"loss": "hinge"})
+    choices = {f.name: f.choices for f in config_fields("deepfm") if f.choices}
+    assert "sasrec" in choices["candidates_from"] and "fm" not in choices["candidates_from"]
     with pytest.raises(ConfigError, match="has no setting 'depth'"):
         parse_overrides("sasrec", {"depth": 3})
 

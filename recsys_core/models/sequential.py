@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,8 @@ LOSSES = ("softmax", "sampled_softmax", "bce")
 @dataclass
 class SequentialConfig(TrainableConfig):
     """What the three sequential models have in common; each model's config adds its own."""
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES, "windowing": WINDOWINGS}  # for forms
 
     max_len: int = 50  # items read per history: the most recent ones
     embedding_dim: int = 64
