@@ -6,8 +6,10 @@ attention shows. Screenshots of every view land in test-artifacts/ (git-ignored)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,18 +41,17 @@ def browser_type_launch_args():
     }  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def server(trained_synthetic_store, tmp_path_factory):
-    """`streamlit run app.py` on 127.0.0.1 and a free port, over the trained synthetic store (and a
-    data folder of its own, for the datasets users upload)."""
+@contextlib.contextmanager
+def streamlit_app(store: Path, data: Path, log_name: str):
+    """`streamlit run app.py` on 127.0.0.1 and a free port over an artifact store and a data folder."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(trained_synthetic_store), "DEEPREC_DATASET": "synthetic",
-           "DEEPREC_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
+    env = {**os.environ, "DEEPREC_ARTIFACTS_DIR": str(store), "DEEPREC_DATASET": "synthetic",
+           "DEEPREC_DATA_DIR": str(data),
            "OMP_WAIT_POLICY": "PASSIVE", "DEEPREC_NUM_THREADS": os.environ.get("DEEPREC_NUM_THREADS", "1")}  # fmt: skip
     SHOTS.mkdir(exist_ok=True)
-    log = open(SHOTS / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(SHOTS / log_name, "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -58,20 +59,39 @@ def server(trained_synthetic_store, tmp_path_factory):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"streamlit did not start: {(SHOTS / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.3)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
-    log.close()
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start: {(SHOTS / log_name).read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(trained_synthetic_store, tmp_path_factory):
+    """The app over the shared trained synthetic store, which these tests only read."""
+    with streamlit_app(trained_synthetic_store, tmp_path_factory.mktemp("browser-data"), "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def training_server(trained_synthetic_store, tmp_path_factory):
+    """The app over a private copy of the trained store and its own data folder: tests that train
+    and upload change these, never the store the other tests read."""
+    store = tmp_path_factory.mktemp("browser-training-store")
+    shutil.copytree(trained_synthetic_store, store, dirs_exist_ok=True)
+    with streamlit_app(store, tmp_path_factory.mktemp("browser-training-data"), "streamlit-training.log") as url:
+        yield url
 
 
 def settle(page, text: str, timeout: float = 60_000) -> None:
@@ -228,7 +248,8 @@ def pick(page, label: str, option: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(server, page, tmp_path):
+def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(training_server, page, tmp_path):
+    server = training_server
     rows = ["user_id,item_id,rating,timestamp"]
     rows += [
         f"c{u},m{(3 * u + k) % 40},{1 + (u + k) % 5},{1_600_000_000 + 3600 * k}" for u in range(60) for k in range(9)
@@ -264,7 +285,8 @@ def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(server, page, 
         expect(page.get_by_label("Dataset", exact=True).first).to_have_value("shop")
 
 
-def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_can_be_cancelled(server, page):
+def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_can_be_cancelled(training_server, page):
+    server = training_server
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{server}/Train")
     settle(page, "Start training")
