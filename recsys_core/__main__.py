@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from recsys_core.artifacts import ArtifactError, TrainingLocked, load_artifact
 from recsys_core.configs import ConfigError, parse_overrides
-from recsys_core.ctr import CTR_PROTOCOL, CtrUnavailable, evaluate_ctr
+from recsys_core.ctr import CTR_PROTOCOL, CtrUnavailable, evaluate_ctr, over_seeds
 from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load_dataset, temporal_leave_last_out
 from recsys_core.data.movielens import ChecksumMismatch
 from recsys_core.data.split import PROTOCOL
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                           help="topk: the one top-K protocol (trained models, RETRIEVER+RANKER pipelines too); "
                           "ctr: train and score rankers on explicit labels (AUC, LogLoss)")  # fmt: skip
     evaluate.add_argument("--max-epochs", type=int, default=None, help="ctr protocol: cap training epochs")
+    evaluate.add_argument("--seeds", type=int, default=1,
+                          help="ctr protocol: also split and train with seeds 1..N-1 and report each model's mean "
+                          "and standard deviation over the N seeds (seed 0 stays the headline)")  # fmt: skip
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
     rec = commands.add_parser("recommend", help="answer JSON-lines requests from stdin")
@@ -196,13 +199,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_ctr(args: argparse.Namespace) -> int:
     names = _model_list(args.models) if args.models else None
+    if args.seeds < 1:
+        print("error: --seeds must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
-        results = evaluate_ctr(args.dataset, names, device=args.device, max_epochs=args.max_epochs)
+        runs = [evaluate_ctr(args.dataset, names, device=args.device, seed=seed, max_epochs=args.max_epochs)
+                for seed in range(args.seeds)]  # fmt: skip
     except CtrUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    results = runs[0]
+    spread = over_seeds(runs) if args.seeds > 1 else {}
     if args.json:
-        print(json.dumps({"dataset": args.dataset, "protocol": CTR_PROTOCOL, "models": results}, indent=2))
+        out = {"dataset": args.dataset, "protocol": CTR_PROTOCOL, "models": results}
+        print(json.dumps(out | ({"over_seeds": spread} if spread else {}), indent=2))
     else:
         print(f"Test AUC and LogLoss on {args.dataset} ({CTR_PROTOCOL})")
         print(f"{'model':<12}{'AUC':>10}{'LogLoss':>10}{'epoch':>7}{'seconds':>9}")
@@ -214,7 +224,14 @@ def _evaluate_ctr(args: argparse.Namespace) -> int:
             epoch = f"{row['best_epoch']:>7}" if "best_epoch" in row else f"{'-':>7}"
             seconds = f"{row['seconds']:>9.1f}" if "seconds" in row else f"{'-':>9}"
             print(f"{name:<12}{row['AUC']:>10.4f}{logloss}{epoch}{seconds}")
-    return 0 if all("error" not in r for r in results.values()) else EXIT_FAILED
+        if spread:
+            print(f"\nOver split and training seeds 0..{args.seeds - 1}: mean (standard deviation)")
+            print(f"{'model':<12}{'AUC':>20}{'LogLoss':>20}")
+            for name, row in spread.items():
+                logloss = f"{row['LogLoss mean']:.4f} ({row['LogLoss std']:.4f})" if "LogLoss mean" in row else "-"
+                print(f"{name:<12}{row['AUC mean']:>11.4f} ({row['AUC std']:.4f}){logloss:>20}")
+    failed = any("error" in r for run in runs for r in run.values())
+    return EXIT_FAILED if failed else 0
 
 
 def _recommend(args: argparse.Namespace) -> int:

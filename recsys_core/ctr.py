@@ -4,9 +4,11 @@
    that peers such as RecBole report, so our rankers can be compared with theirs: interactions
    split at random 80/10/10 (seeded), label = rating >= 4, user and item features plus the
    interaction's weekday and hour (no history: with a random split the history fields made the
-   rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs); each ranker
-   is trained on the 80%, its epoch chosen on validation AUC, and AUC/LogLoss reported on the 10%
-   test rows.
+   rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs; most rankers
+   also leave the always-empty history fields out); each ranker is trained on the 80%, its epoch
+   chosen on validation AUC, and AUC/LogLoss reported on the 10% test rows. Statistics of the
+   training rows (label and rating means, activity, recent labels) can be added as fields
+   (``ROW_FEATURES``); on ml-100k they lowered validation AUC, so none is used.
 2. Held-out rows of the top-K protocol (SPEC section 3): each evaluated user's held-out item as a
    positive against sampled unseen items as negatives, scored with the stage's input history.
 
@@ -44,12 +46,32 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 # ffm k 4/8/16: 0.8017/0.8051/0.8035 (batch 512: 0.8046, weight decay 1e-4: 0.8039); fm k 16/32:
 # 0.7929/0.7952, then batch 2048/512/256: 0.7952/0.7956/0.7955, then at batch 512 learning rate
 # 2e-3: 0.7972, weight decay 1e-4: 0.7970, both: 0.7967; dcn weight decay 1e-5/1e-4: 0.7976/0.7993, then batch
-# 2048/512/256: 0.7993/0.8004/0.8002; deepfm batch 2048/512: 0.7971/0.8006. Others: not tried.
+# 2048/512/256: 0.7993/0.8004/0.8002; deepfm batch 2048/512: 0.7971/0.8006.
+# Then, from those settings (training seed 0 unless noted; "no history fields" is HISTORY_FIELDS
+# left out of the embeddings, as these rows never carry a history):
+# - the same ffm with training seed 1: 0.8026, dcn: 0.8033, so differences under ~0.003 are
+#   mostly seed noise;
+# - ffm + ROW_FEATURES user_label and item_label: 0.7996, user_rating and item_rating: 0.7999,
+#   item_label: 0.7994 (validation and test rows reading out-of-fold means too: 0.7974),
+#   user_activity: 0.8027, user_recent_label: 0.8026; learning rate 2e-3/5e-4: 0.8037/0.8048; no
+#   history fields: 0.8042. Nothing beat 0.8051, so ffm is unchanged;
+# - dcn + user_label and item_label: 0.7975; no history fields: 0.8023 (seed 1: 0.8042 against
+#   0.8033), and with user_recent_label: 0.8013; deepfm no history fields: 0.8010, and with
+#   user_recent_label: 0.7999; fm no history fields: 0.7977;
+# - wide_deep batch 2048/512: 0.7971/0.8002, no history fields: 0.8011; xdeepfm batch 2048/512:
+#   0.7940/0.7952, no history fields: 0.7959; dlrm batch 2048/512/256: 0.7877/0.7940/0.7924, k 32 at 512:
+#   0.7934, no history fields: 0.7858.
+# The row features all lowered validation AUC, so no ranker reads them (CTR_ROW_FEATURES is empty).
+HISTORY_FIELDS = ("last_item", "history_genres", "recent_items")
+CTR_ROW_FEATURES: tuple[str, ...] = ()
 CTR_MODEL_SETTINGS = {
     "ffm": {"embedding_dim": 8},
-    "fm": {"embedding_dim": 32, "batch_size": 512, "learning_rate": 2e-3},
-    "dcn": {"weight_decay": 1e-4, "batch_size": 512},
-    "deepfm": {"batch_size": 512},
+    "fm": {"embedding_dim": 32, "batch_size": 512, "learning_rate": 2e-3, "drop_fields": HISTORY_FIELDS},
+    "dcn": {"weight_decay": 1e-4, "batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "deepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "wide_deep": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "xdeepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "dlrm": {"batch_size": 512},
 }
 FRACTIONS = (0.8, 0.1, 0.1)
 
@@ -67,6 +89,113 @@ class CtrSplit:
     valid: Rows
     test: Rows
     popularity: np.ndarray  # (n_items + 1,) training-row counts, for features and the popularity scorer
+    train_rating: np.ndarray  # (len(train),) the training rows' ratings, for the rating-mean features
+    timestamps: tuple[np.ndarray, np.ndarray, np.ndarray]  # of the train, valid and test rows
+
+
+# --------------------------------------------------------------------------- row features
+# Statistics of the training rows as extra ranker fields (``RankerConfig.row_fields``), for users
+# and items whose ids are seen in few rows. A label or rating mean of a training row comes from
+# the other folds only (out-of-fold), so no row ever reads its own label; validation and test rows
+# read all training rows. Means are shrunk towards the global mean by ``PRIOR_ROWS`` pseudo-rows
+# and cut at deciles of the users' (items') own means; counts are cut at deciles too.
+ROW_FEATURES = {
+    "user_label": ("user", "label"), "item_label": ("item", "label"),
+    "user_rating": ("user", "rating"), "item_rating": ("item", "rating"),
+    "user_activity": ("user", None), "user_recent_label": ("user", "recent"),
+}  # fmt: skip
+RECENT_ROWS = 10  # user_recent_label: the mean label of the user's last RECENT_ROWS earlier training rows
+N_FEATURE_BUCKETS = 10
+N_FOLDS = 5
+PRIOR_ROWS = 5.0
+
+
+def shrunk_means(keys: np.ndarray, values: np.ndarray, n_keys: int, prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per key: the mean of ``values`` shrunk towards ``prior`` by PRIOR_ROWS pseudo-rows, and the count."""
+    count = np.bincount(keys, minlength=n_keys).astype(np.float64)
+    total = np.bincount(keys, weights=values, minlength=n_keys)
+    return (total + PRIOR_ROWS * prior) / (count + PRIOR_ROWS), count
+
+
+def decile_codes(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Codes 1..N_FEATURE_BUCKETS of ``values`` at the deciles of ``reference``."""
+    edges = np.quantile(reference, np.linspace(0, 1, N_FEATURE_BUCKETS + 1)[1:-1])
+    return (np.searchsorted(edges, values, side="right") + 1).astype(np.int64)
+
+
+def out_of_fold_means(
+    keys: np.ndarray, values: np.ndarray, n_keys: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each training row's key mean over the other folds' rows (and that count), and every key's mean
+    over all rows (for rows outside training). A row's own value never enters its mean."""
+    prior = float(values.mean())
+    full, _ = shrunk_means(keys, values, n_keys, prior)
+    fold = np.random.default_rng(seed).integers(0, N_FOLDS, len(keys))
+    row_mean, row_count = np.empty(len(keys)), np.empty(len(keys))
+    for k in range(N_FOLDS):
+        inside = fold == k
+        means, counts = shrunk_means(keys[~inside], values[~inside], n_keys, prior)
+        row_mean[inside], row_count[inside] = means[keys[inside]], counts[keys[inside]]
+    return row_mean, row_count, full
+
+
+def recent_label_codes(
+    train_users: np.ndarray, train_times: np.ndarray, train_labels: np.ndarray, users: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """For rows (``users``, ``times``): the mean label of the user's last ``RECENT_ROWS`` training
+    rows strictly earlier than the row, as code 1 + round(10 * mean) (0: none). Only the past is
+    read, as a live system could, and a training row never reads itself (nor a row of its second)."""
+    key = train_users.astype(np.int64) << 32 | train_times.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    cumulative = np.concatenate([[0.0], np.cumsum(train_labels[order], dtype=np.float64)])
+    first = np.searchsorted(key, users.astype(np.int64) << 32)  # the user's first training row
+    before = np.searchsorted(key, users.astype(np.int64) << 32 | times.astype(np.int64))  # rows earlier than the row
+    window = np.minimum(before - first, RECENT_ROWS)
+    mean = (cumulative[before] - cumulative[before - window]) / np.maximum(window, 1)
+    return np.where(window > 0, 1 + np.rint(10 * mean), 0).astype(np.int64)
+
+
+def row_features_of(model: str) -> tuple[str, ...]:
+    """The ``ROW_FEATURES`` a ranker reads on this protocol."""
+    return tuple(CTR_MODEL_SETTINGS.get(model, {}).get("row_features", CTR_ROW_FEATURES))
+
+
+def with_row_features(
+    split: CtrSplit, names: tuple[str, ...], dataset: Dataset, seed: int = 0
+) -> tuple[CtrSplit, dict[str, int]]:
+    """A copy of ``split`` whose rows carry the named ``ROW_FEATURES`` as codes (those it has already
+    are kept), and the ``row_fields`` of a ranker that reads them: name -> number of codes."""
+    split = CtrSplit({**split.train}, {**split.valid}, {**split.test}, split.popularity, split.train_rating,
+                     split.timestamps)  # fmt: skip
+    train = split.train
+    sizes = {"user": dataset.n_users + 1, "item": dataset.n_items + 1}
+    for name in names:
+        if name not in ROW_FEATURES:
+            raise ValueError(f"unknown row feature {name!r}; known: {', '.join(ROW_FEATURES)}")
+        if all(name in rows for rows in (split.train, split.valid, split.test)):
+            continue
+        entity, target = ROW_FEATURES[name]
+        keys, n_keys = train[entity], sizes[entity]
+        seen = np.bincount(keys, minlength=n_keys) > 0
+        if target is None:  # a count: no label involved, every part reads all training rows
+            count = np.bincount(keys, minlength=n_keys).astype(np.float64)
+            codes = np.where(seen, decile_codes(count, count[seen]), 0)
+            for rows in (split.train, split.valid, split.test):
+                rows[name] = codes[rows[entity]]
+            continue
+        if target == "recent":
+            for rows, times in zip((split.train, split.valid, split.test), split.timestamps, strict=True):
+                rows[name] = recent_label_codes(train["user"], split.timestamps[0], train["label"], rows["user"], times)
+            continue
+        values = train["label"].astype(np.float64) if target == "label" else split.train_rating
+        row_mean, row_count, full = out_of_fold_means(keys, values, n_keys, seed)
+        reference = full[seen]
+        train[name] = np.where(row_count > 0, decile_codes(row_mean, reference), 0)
+        codes = np.where(seen, decile_codes(full, reference), 0)
+        for rows in (split.valid, split.test):
+            rows[name] = codes[rows[entity]]
+    return split, {name: N_FEATURE_BUCKETS + (2 if ROW_FEATURES[name][1] == "recent" else 1) for name in names}
 
 
 def ctr_split(dataset: Dataset, seed: int = 0) -> CtrSplit:
@@ -86,7 +215,8 @@ def ctr_split(dataset: Dataset, seed: int = 0) -> CtrSplit:
     parts = np.split(order, cuts)
     train, valid, test = ({k: v[p] for k, v in rows.items()} for p in parts)
     popularity = np.bincount(train["item"], minlength=dataset.n_items + 1).astype(np.float64)
-    return CtrSplit(train, valid, test, popularity)
+    times = frame["timestamp"].to_numpy(dtype=np.int64)
+    return CtrSplit(train, valid, test, popularity, ratings[parts[0]], tuple(times[p] for p in parts))
 
 
 def row_batches(rows: Rows, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[Batch]:
@@ -133,11 +263,14 @@ def train_on_rows(
     progress: ProgressCallback | None = None,
     **overrides: object,
 ) -> tuple[Recommender, dict]:
-    """A ranker trained on the explicit-label rows; validation AUC picks the epoch."""
+    """A ranker trained on the explicit-label rows; validation AUC picks the epoch. The setting
+    ``row_features`` (default ``CTR_ROW_FEATURES``) names the ``ROW_FEATURES`` it reads."""
     seed_everything(seed)
     features = side_features(dataset, split.popularity)
-    model = build_model(name, dataset.n_users, dataset.n_items, features=features,
-                        **{**CTR_TRAINING, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}).to(device)  # fmt: skip
+    settings = {**CTR_TRAINING, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}
+    split, row_fields = with_row_features(split, settings.pop("row_features", CTR_ROW_FEATURES), dataset, seed)
+    model = build_model(name, dataset.n_users, dataset.n_items, features=features, row_fields=row_fields,
+                        **settings).to(device)  # fmt: skip
     config = model.config
     result = fit(
         model, None, device, seed, progress, max_epochs=max_epochs,
@@ -172,14 +305,32 @@ def evaluate_ctr(
             continue
         started = time.perf_counter()
         try:
-            model, info = train_on_rows(name, dataset, split, torch_device, seed, max_epochs, progress)
+            featured, _ = with_row_features(split, row_features_of(name), dataset, seed)
+            model, info = train_on_rows(name, dataset, featured, torch_device, seed, max_epochs, progress)
         except (ValueError, RuntimeError, FloatingPointError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}"}
             continue
         info.pop("history")
-        results[name] = {**scores_of(labels, row_logits(model, split.test)), **info,
+        results[name] = {**scores_of(labels, row_logits(model, featured.test)), **info,
                          "seconds": time.perf_counter() - started}  # fmt: skip
     return results
+
+
+def over_seeds(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Mean and standard deviation (n - 1) of each model's AUC and LogLoss over runs of
+    ``evaluate_ctr`` with different seeds (a model that failed in any run is left out)."""
+    summary: dict[str, dict] = {}
+    for name in runs[0]:
+        rows = [run.get(name, {"error": "missing"}) for run in runs]
+        if any("error" in row for row in rows):
+            continue
+        summary[name] = {"seeds": len(rows)}
+        for metric in ("AUC", "LogLoss"):
+            if metric in rows[0]:
+                values = np.array([row[metric] for row in rows])
+                summary[name] |= {f"{metric} mean": float(values.mean()),
+                                  f"{metric} std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}  # fmt: skip
+    return summary
 
 
 # --------------------------------------------------------------------------- held-out rows, top-K protocol

@@ -12,13 +12,17 @@ from sklearn.metrics import log_loss as sklearn_log_loss
 from sklearn.metrics import roc_auc_score
 
 from recsys_core.ctr import (
+    N_FEATURE_BUCKETS,
     CtrUnavailable,
     ctr_split,
     held_out_rows,
+    out_of_fold_means,
     popularity_logits,
+    recent_label_codes,
     row_logits,
     scores_of,
     train_on_rows,
+    with_row_features,
 )
 from recsys_core.data.dataset import build_dataset
 from recsys_core.data.features import side_features
@@ -86,6 +90,28 @@ def test_batch_size_one_trains_and_scores_like_a_batch(name, synthetic, syntheti
         one_row = model({"user": torch.tensor([2]), "item": torch.tensor([9]), "history": histories[1:]})
     assert torch.allclose(together[1:], alone, atol=1e-5)
     assert one_row.shape == (1,) and torch.isclose(one_row[0], alone[0, 9], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", RANKERS)
+def test_row_fields_and_dropped_fields_change_only_the_models_that_ask(name, synthetic, features):
+    plain = build_model(name, synthetic.n_users, synthetic.n_items, features=features)
+    default = build_model(name, synthetic.n_users, synthetic.n_items, features=features, row_fields={},
+                          drop_fields=())  # fmt: skip
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in default.state_dict().items()}
+    model = build_model(name, synthetic.n_users, synthetic.n_items, features=features, row_fields={"mood": 4},
+                        drop_fields=("last_item", "history_genres", "recent_items"))  # fmt: skip
+    assert "mood" in model.fields and "last_item" not in model.fields
+    batch = {"user": torch.tensor([1, 1]), "item": torch.tensor([2, 2]), "history": torch.zeros(2, 1, dtype=torch.long),
+             "mood": torch.tensor([1, 3])}  # fmt: skip
+    with torch.no_grad():
+        for p in model.parameters():  # away from the near-zero initialisation, so every field counts
+            p.normal_(0, 0.5)
+        model.eval()
+        moods = model(batch)
+        unknown = model({k: v for k, v in batch.items() if k != "mood"})
+    assert not torch.isclose(moods[0], moods[1]) and not torch.isclose(unknown[0], moods[0])
+    with pytest.raises(ValueError):
+        build_model(name, synthetic.n_users, synthetic.n_items, features=features, drop_fields=("user",))
 
 
 def test_unknown_categories_use_the_reserved_code(synthetic, features):
@@ -249,6 +275,73 @@ def test_explicit_label_protocol_finds_a_planted_label_popularity_cannot():
     assert info["history"][0].keys() >= {"epoch", "loss", "valid AUC"}
 
 
+def test_an_out_of_fold_mean_never_reads_its_own_rows_value():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 30, 600)
+    values = rng.integers(0, 2, 600).astype(np.float64)
+    row_mean, row_count, full = out_of_fold_means(keys, values, 30)
+    for row in (0, 17, 599):
+        flipped = values.copy()
+        flipped[row] = 1 - flipped[row]
+        again, _, full_again = out_of_fold_means(keys, flipped, 30)
+        # The row's own mean is untouched (the global prior moves by 1/600; nothing else may).
+        assert abs(again[row] - row_mean[row]) < 1e-2 and abs(full_again[keys[row]] - full[keys[row]]) > 1e-2
+    assert (row_count < np.bincount(keys, minlength=30)[keys]).all()
+
+
+def test_a_recent_label_mean_reads_only_the_users_earlier_training_rows():
+    users = np.array([1, 1, 1, 1, 2, 2])
+    times = np.array([10, 20, 30, 30, 5, 40])
+    labels = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    codes = recent_label_codes(users, times, labels, users, times)
+    # User 1: nothing before 10; only the 1 at 10 before 20; 1 and 0 before 30 (not the rows of that second).
+    assert codes.tolist() == [0, 11, 6, 6, 0, 1]
+    assert recent_label_codes(users, times, labels, np.array([1, 2, 3]), np.array([31, 41, 50])).tolist() == [9, 6, 0]
+    for row in range(len(labels)):  # a row's own label never moves its code
+        flipped = labels.copy()
+        flipped[row] = 1 - flipped[row]
+        assert recent_label_codes(users, times, flipped, users, times)[row] == codes[row]
+
+
+def planted_user_propensity_dataset(n_users: int = 300, n_items: int = 80, per_user: int = 20, seed: int = 0):
+    """Each user likes (rating 5) about 85% or 15% of what they rate, whatever the item: a label the
+    users' training-row label means show, and popularity cannot."""
+    rng = np.random.default_rng(seed)
+    likes = rng.choice([0.85, 0.15], n_users)
+    rows = [(f"u{u}", f"i{i}", 5.0 if rng.random() < likes[u] else 2.0, 1_600_000_000 + u * 10_000 + int(i))
+            for u in range(n_users) for i in rng.choice(n_items, per_user, replace=False)]  # fmt: skip
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
+                          "genres": "Drama", "year": 1990})  # fmt: skip
+    return build_dataset("planted-propensity", ratings, items, source="test")
+
+
+def test_row_features_come_from_training_rows_and_a_ranker_reads_them():
+    dataset = planted_user_propensity_dataset()
+    split = ctr_split(dataset)
+    names = ("user_label", "item_label", "user_rating", "user_activity", "user_recent_label")
+    featured, row_fields = with_row_features(split, names, dataset)
+    assert "user_label" not in split.train
+    for rows in (featured.train, featured.valid, featured.test):
+        assert all(rows[n].min() >= 0 and rows[n].max() < row_fields[n] for n in names)
+    # The planted propensity shows in the validation rows' codes, which read training rows only:
+    # relabelling every validation and test row changes none of them.
+    assert auc(featured.valid["label"], featured.valid["user_label"]) > 0.75
+    relabelled = ctr_split(dataset)
+    relabelled.valid["label"] = 1 - relabelled.valid["label"]
+    relabelled.test["label"] = 1 - relabelled.test["label"]
+    again, _ = with_row_features(relabelled, names, dataset)
+    for n in names:
+        assert np.array_equal(again.valid[n], featured.valid[n]) and np.array_equal(again.test[n], featured.test[n])
+    # An fm given the user label mean alone (ids see too few rows at this learning rate) finds it.
+    model, _ = train_on_rows("fm", dataset, featured, torch.device("cpu"), max_epochs=10, learning_rate=1e-2,
+                             row_features=["user_label"])  # fmt: skip
+    assert model.config.row_fields == {"user_label": N_FEATURE_BUCKETS + 1}
+    assert auc(featured.test["label"], row_logits(model, featured.test)) > 0.75
+    unknown = {k: v for k, v in featured.test.items() if k != "user_label"}
+    assert not np.allclose(row_logits(model, unknown), row_logits(model, featured.test))
+
+
 def test_explicit_label_protocol_needs_graded_ratings():
     dataset = planted_ctr_dataset()
     dataset.interactions["rating"] = 1.0
@@ -314,10 +407,13 @@ def test_cli_explicit_label_protocol_on_a_users_csv(tmp_path):
     items = ["item_id,title,genres"] + [f"m{i},Movie {i},{'Even' if i % 2 == 0 else 'Odd'}" for i in range(40)]
     (tmp_path / "planted.items.csv").write_text("\n".join(items) + "\n")
     run = subprocess.run([sys.executable, "-m", "recsys_core", "evaluate", "--dataset", str(path), "--protocol", "ctr",
-                          "--models", "fm", "--max-epochs", "5", "--json"], capture_output=True, text=True,
-                         check=True)  # fmt: skip
+                          "--models", "fm", "--max-epochs", "5", "--seeds", "2", "--json"], capture_output=True,
+                         text=True, check=True)  # fmt: skip
     result = json.loads(run.stdout)
     assert "rating >= 4" in result["protocol"]
+    spread = result["over_seeds"]["fm"]
+    assert spread["seeds"] == 2 and spread["AUC std"] >= 0 and 0 <= spread["AUC mean"] <= 1
+    assert "AUC std" in result["over_seeds"]["popularity"] and "LogLoss mean" not in result["over_seeds"]["popularity"]
     # Learning the planted label is checked in-process above; this checks the command's plumbing.
     assert set(result["models"]) == {"popularity", "fm"}
     assert 0 <= result["models"]["fm"]["AUC"] <= 1 and result["models"]["fm"]["LogLoss"] > 0

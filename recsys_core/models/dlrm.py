@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
-from recsys_core.models.ranking import SINGLE_FIELDS, FieldInput, Ranker, RankerConfig, mlp
+from recsys_core.models.ranking import BAG_FIELDS, FieldInput, Ranker, RankerConfig, mlp
 
 
 @dataclass
@@ -39,7 +39,8 @@ class DLRM(Ranker):
     def __init__(self, config: DLRMConfig, n_users: int, n_items: int, features: SideFeatures) -> None:
         super().__init__(config, n_users, n_items, features)
         k = config.embedding_dim
-        self.embeddings = self.embedding(k, (*SINGLE_FIELDS, "recent_items"))  # the categorical fields
+        # The categorical fields (the genre bags go through the bottom MLP).
+        self.embeddings = self.embedding(k, tuple(f for f in self.fields if f not in BAG_FIELDS))
         self.bottom = nn.Sequential(mlp((2 * self.n_genres, *config.bottom), config.dropout),
                                     nn.Linear(config.bottom[-1], k), nn.ReLU())  # fmt: skip
         vectors = self.embeddings.n_fields + 1

@@ -18,13 +18,18 @@ items drawn uniformly and ``hard_negatives`` drawn from a retriever's top candid
 (never the user's own training items), so the ranker learns to separate exactly the items it will
 be asked to order. A negative shares its positive's user, history and context. Context (weekday,
 hour) is dropped at random so the model also scores requests that come without a time.
+
+A protocol may add fields of its own through ``row_fields`` (name -> number of codes): each is one
+code per row, read from the batch under its name (0, unknown, when absent), after the fields above.
+``drop_fields`` leaves fields out of the embeddings (the history fields, for rows that never carry
+one). The explicit-label protocol (``recsys_core.ctr``) uses both; the top-K rankers use neither.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -57,6 +62,10 @@ class RankerConfig(TrainableConfig):
     batch_size: int = 2048
     learning_rate: float = 1e-3
     patience: int = 3
+    # Extra single-valued fields a protocol reads from its rows: name -> codes (including 0, unknown).
+    row_fields: dict[str, int] = field(default_factory=dict)
+    # Fields left out of every embedding (say the history fields, for rows that never carry a history).
+    drop_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +75,12 @@ class RankerConfig(TrainableConfig):
             raise ValueError("a ranker needs at least one negative per positive")
         if not 0 <= self.context_dropout <= 1:
             raise ValueError("context_dropout must be in [0, 1]")
+        self.row_fields = dict(self.row_fields)
+        self.drop_fields = tuple(self.drop_fields)
+        if not set(self.drop_fields) <= {*FIELDS, *self.row_fields} or {"user", "item"} & set(self.drop_fields):
+            raise ValueError("drop_fields must name known fields other than user and item")
+        if any(n in FIELDS for n in self.row_fields) or min(self.row_fields.values(), default=2) < 2:
+            raise ValueError("a row field needs a new name and at least one code besides unknown (0)")
 
 
 def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
@@ -80,7 +95,7 @@ def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
 class FieldInput:
     """A block of rows: one code per single-valued field and a weight vector per bag field."""
 
-    codes: torch.Tensor  # (N, len(SINGLE_FIELDS)) int64
+    codes: torch.Tensor  # (N, len(SINGLE_FIELDS) + len(row_fields)) int64
     bags: torch.Tensor  # (N, len(BAG_FIELDS), n_genres) float, each row sums to 1 or is all 0
     recent: torch.Tensor  # (N, L) the most recent history items, left-padded with 0
 
@@ -96,11 +111,19 @@ class FieldEmbedding(nn.Module):
     ``dim=1`` it gives the first-order weights w_i of a linear model.
     """
 
-    def __init__(self, cardinalities: dict[str, int], n_genres: int, dim: int, fields: tuple[str, ...] = FIELDS):
+    def __init__(
+        self,
+        cardinalities: dict[str, int],
+        n_genres: int,
+        dim: int,
+        fields: tuple[str, ...] = FIELDS,
+        columns: tuple[str, ...] = SINGLE_FIELDS,
+    ):
+        """``columns``: the single-valued fields in the order of ``FieldInput.codes``' columns."""
         super().__init__()
-        self.single = [SINGLE_FIELDS.index(f) for f in fields if f in SINGLE_FIELDS]
+        self.single = [columns.index(f) for f in fields if f in columns]
         self.bag = [BAG_FIELDS.index(f) for f in fields if f in BAG_FIELDS]
-        sizes = [cardinalities[SINGLE_FIELDS[i]] for i in self.single]
+        sizes = [cardinalities[columns[i]] for i in self.single]
         self.register_buffer("offsets", torch.tensor(np.cumsum([0, *sizes[:-1]]), dtype=torch.long), persistent=False)
         self.table = nn.Embedding(int(sum(sizes)), dim)
         self.bag_tables = nn.Parameter(torch.empty(len(self.bag), n_genres, dim))
@@ -150,6 +173,10 @@ class Ranker(Recommender):
             "occupation": users.vocabularies["occupation"], "year": items.vocabularies["year_bucket"],
             "popularity": items.vocabularies["popularity_bucket"],
         }  # fmt: skip
+        self.cardinalities.update(config.row_fields)
+        self.single_fields = (*SINGLE_FIELDS, *config.row_fields)  # the columns of FieldInput.codes
+        every = (*self.single_fields, *BAG_FIELDS, "recent_items")
+        self.fields = tuple(f for f in every if f not in config.drop_fields)  # the embedded ones
         self.n_genres = items.genres.shape[1]
         # Weight of the retriever's order in a pipeline's final score, tuned on validation after
         # training (see recsys_core.pipeline.tune_blend); 0 means the ranker alone decides.
@@ -158,8 +185,10 @@ class Ranker(Recommender):
         self.candidate_pool: np.ndarray | None = None
         self._positives: dict[str, np.ndarray] | None = None
 
-    def embedding(self, dim: int, fields: tuple[str, ...] = FIELDS) -> FieldEmbedding:
-        return FieldEmbedding(self.cardinalities, self.n_genres, dim, fields)
+    def embedding(self, dim: int, fields: tuple[str, ...] | None = None) -> FieldEmbedding:
+        """Embeddings of ``fields`` (every field, the row fields included, by default)."""
+        return FieldEmbedding(self.cardinalities, self.n_genres, dim, self.fields if fields is None else fields,
+                              self.single_fields)  # fmt: skip
 
     def logit(self, x: FieldInput) -> torch.Tensor:
         """(N,) logits of the rows."""
@@ -175,13 +204,17 @@ class Ranker(Recommender):
         affinity: torch.Tensor,
         weekday: torch.Tensor | None = None,
         hour: torch.Tensor | None = None,
+        row_codes: dict[str, torch.Tensor] | None = None,
     ) -> FieldInput:
-        """Rows for (N,) users and items, their recent items (N, L) and genre affinities (N, G)."""
+        """Rows for (N,) users and items, their recent items (N, L) and genre affinities (N, G);
+        ``row_codes`` holds the row fields' codes (a missing one is unknown, 0)."""
         unknown = torch.zeros_like(users)
+        row_codes = row_codes or {}
         codes = torch.stack([
             users, items, self.age_bucket[users], self.gender[users], self.occupation[users],
             self.year_bucket[items], self.popularity_bucket[items],
             unknown if weekday is None else weekday, unknown if hour is None else hour, recent[:, -1],
+            *(row_codes.get(name, unknown) for name in self.config.row_fields),
         ], dim=1)  # fmt: skip
         bags = torch.stack([normalise_rows(self.item_genres[items]), affinity], dim=1)
         return FieldInput(codes, bags, recent)
@@ -195,8 +228,9 @@ class Ranker(Recommender):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         history = batch["history"]
+        row_codes = {name: batch[name] for name in self.config.row_fields if name in batch}
         x = self.field_input(batch["user"], batch["item"], self.recent(history), self.genre_affinity(history),
-                             batch.get("weekday"), batch.get("hour"))  # fmt: skip
+                             batch.get("weekday"), batch.get("hour"), row_codes)  # fmt: skip
         return self.logit(x)
 
     # ------------------------------------------------------------------ training
