@@ -107,6 +107,13 @@ def dataset_error_message(error: Exception) -> str:
     return f"The dataset is not available. {error}"
 
 
+def open_view(title: str, icon: str, tab_title: str | None = None, training_status: bool = True) -> Dataset:
+    """Every view's first lines: the browser tab, the page title, and the sidebar's dataset."""
+    st.set_page_config(page_title=f"{tab_title or title} · DeepRec Lab", page_icon=icon, layout="wide")
+    st.title(title)
+    return select_dataset(training_status)
+
+
 def _remember_dataset() -> None:
     st.session_state["chosen_dataset"] = st.session_state["dataset"]
 

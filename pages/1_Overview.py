@@ -9,11 +9,9 @@ import streamlit as st
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from recsys_core.data import stats as data_stats
-from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, select_dataset, trained_versions
+from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, open_view, trained_versions
 
-st.set_page_config(page_title="Overview · DeepRec Lab", page_icon="📊", layout="wide")
-st.title("Overview")
-dataset = select_dataset()
+dataset = open_view("Overview", "📊")
 name = dataset.name
 
 

@@ -20,15 +20,13 @@ from ui import (
     heatmap,
     load_trained,
     markdown_text,
+    open_view,
     require_models,
-    select_dataset,
 )
 
 K = 10
 WHOLE_CATALOGUE = "none: rankers score the whole catalogue"
-st.set_page_config(page_title="User Explorer · DeepRec Lab", page_icon="🧑", layout="wide")
-st.title("User explorer")
-dataset = select_dataset()
+dataset = open_view("User explorer", "🧑", "User Explorer")
 name = dataset.name
 versions = require_models(name, "explore")
 split = cached_split(name)

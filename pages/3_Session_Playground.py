@@ -16,17 +16,15 @@ from ui import (
     heatmap_grid,
     load_trained,
     markdown_text,
+    open_view,
     reads_history,
     require_models,
-    select_dataset,
     title_options,
 )
 
 K = 10
 MAX_SESSION = 200
-st.set_page_config(page_title="Session Playground · DeepRec Lab", page_icon="🎞️", layout="wide")
-st.title("Session playground")
-dataset = select_dataset()
+dataset = open_view("Session playground", "🎞️", "Session Playground")
 name = dataset.name
 versions = require_models(name, "predict with")
 split = cached_split(name)

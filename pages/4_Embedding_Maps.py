@@ -21,16 +21,14 @@ from ui import (
     embedding_figure,
     family_of,
     map_is_stored,
+    open_view,
     require_models,
-    select_dataset,
     title_options,
 )
 
 K = 10
 COLOURS = {"items": ["genre", "release year", "popularity"], "users": ["favourite genre", "activity"]}
-st.set_page_config(page_title="Embedding Maps · DeepRec Lab", page_icon="🗺️", layout="wide")
-st.title("Embedding maps")
-dataset = select_dataset()
+dataset = open_view("Embedding maps", "🗺️", "Embedding Maps")
 name = dataset.name
 versions = require_models(name, "draw")
 split = cached_split(name)

@@ -14,15 +14,13 @@ from recsys_core.data import PROTOCOL
 from recsys_core.models import REGISTRY
 from recsys_core.pipeline import DEFAULT_CANDIDATES, trace_request
 from recsys_core.retrieval import IndexParams, load_or_build_index
-from ui import cached_artifact, cached_split, family_of, markdown_text, require_models, select_dataset
+from ui import cached_artifact, cached_split, family_of, markdown_text, open_view, require_models
 
 K = 10
 CANDIDATES = [20, 50, 100, 200, 500, 1000]
 EF_SEARCH = [16, 32, 64, 128, 256, 512]
 NO_RANKER = "none (retriever only)"
-st.set_page_config(page_title="Pipeline · DeepRec Lab", page_icon="🧪", layout="wide")
-st.title("Two-stage pipeline")
-dataset = select_dataset()
+dataset = open_view("Two-stage pipeline", "🧪", "Pipeline")
 name = dataset.name
 versions = require_models(name, "run a pipeline with")
 split = cached_split(name)

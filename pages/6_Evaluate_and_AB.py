@@ -10,11 +10,9 @@ from plotly.subplots import make_subplots
 from recsys_core.abtest import PROXIES, ABDesign, ABResult, align_users, compare_paired, format_p, simulate_ab
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
-from ui import leaderboard_table, load_per_user, require_models, select_dataset
+from ui import leaderboard_table, load_per_user, open_view, require_models
 
-st.set_page_config(page_title="Evaluate and A/B · DeepRec Lab", page_icon="⚖️", layout="wide")
-st.title("Evaluate and A/B")
-dataset = select_dataset()
+dataset = open_view("Evaluate and A/B", "⚖️")
 name = dataset.name
 versions = require_models(name, "evaluate")
 frames, problems = load_per_user(name, list(versions))

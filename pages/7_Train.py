@@ -15,11 +15,9 @@ from recsys_core.data.uploads import max_upload_bytes
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import REGISTRY
 from recsys_core.train import QUICK_MAX_EPOCHS, available_devices
-from ui import family_of, select_dataset, trained_versions, training_allowed, training_panel
+from ui import family_of, open_view, trained_versions, training_allowed, training_panel
 
-st.set_page_config(page_title="Train · DeepRec Lab", page_icon="🏋️", layout="wide")
-st.title("Train")
-dataset = select_dataset(training_status=False)  # this page shows the job itself, with curves
+dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
 name = dataset.name
 if not training_allowed():
     st.info(
