@@ -166,6 +166,26 @@ def trained_versions(dataset_name: str) -> dict[str, str]:
 def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dict[str, Artifact], dict[str, str]]:
     """Loaded artifacts of the trained models (all, or ``names``), and a message per model that
     could not be loaded, so a broken model is reported in its own place while the others render."""
+    return _each_trained(dataset_name, names, cached_artifact)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_per_user(dataset_name: str, model_name: str, version: str) -> pd.DataFrame:
+    """A stored model's per-user test metrics; ``version`` as in :func:`cached_artifact`."""
+    try:
+        return read_per_user(dataset_name, model_name)
+    except ArtifactMissing as error:
+        raise ArtifactMissing(f"{error}; {retrain_hint(dataset_name, model_name)}.") from error
+
+
+def load_per_user(dataset_name: str, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Per-user test metrics of ``names``, and a message per model whose metrics cannot be read."""
+    return _each_trained(dataset_name, names, cached_per_user)
+
+
+def _each_trained(dataset_name: str, names: list[str] | None, load) -> tuple[dict, dict[str, str]]:
+    """``load(dataset, model, version)`` of each trained model (all, or ``names``), and the reason
+    for each one that is not trained or cannot be read."""
     versions = trained_versions(dataset_name)
     loaded, problems = {}, {}
     for name in names if names is not None else versions:
@@ -173,33 +193,10 @@ def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dic
             problems[name] = f"{name} is not trained on {dataset_name} yet: {HOME_HINT}."
             continue
         try:
-            loaded[name] = cached_artifact(dataset_name, name, versions[name])
+            loaded[name] = load(dataset_name, name, versions[name])
         except ArtifactError as error:
             problems[name] = str(error)
     return loaded, problems
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def cached_per_user(dataset_name: str, model_name: str, version: str) -> pd.DataFrame:
-    """A stored model's per-user test metrics; ``version`` as in :func:`cached_artifact`."""
-    return read_per_user(dataset_name, model_name)
-
-
-def load_per_user(dataset_name: str, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Per-user test metrics of ``names``, and a message per model whose metrics cannot be read."""
-    versions = trained_versions(dataset_name)
-    frames, problems = {}, {}
-    for name in names:
-        if name not in versions:
-            problems[name] = f"{name} is not trained on {dataset_name} yet: {HOME_HINT}."
-            continue
-        try:
-            frames[name] = cached_per_user(dataset_name, name, versions[name])
-        except ArtifactMissing as error:
-            problems[name] = f"{error}; {retrain_hint(dataset_name, name)}."
-        except ArtifactError as error:
-            problems[name] = str(error)
-    return frames, problems
 
 
 def family_of(name: str) -> str:
