@@ -3,9 +3,9 @@ the model's own similarity.
 
 A layout is fitted once per trained artifact and stored beside it (``umap-<kind>-<version>.npz``,
 plain arrays, read without pickle), so a later view only reads it back. UMAP compiles its numba
-kernels on the first fit of a process (about 15 s on a 2-core CPU) and then fits a MovieLens-sized
-catalogue in a few seconds; ``python -m recsys_core train`` draws the maps of every model it trains
-so the lab's first view of a map is a read as well.
+kernels on the first fit of a process (13.5 s with the import, on a quiet 2-core CPU: bench/maps.py)
+and then fits a MovieLens-sized catalogue in a few seconds; ``python -m recsys_core train`` draws
+the maps of every model it trains, so the lab's first view of a map is a read as well.
 
 Distances are cosine: a dot-product model's vector lengths mostly encode popularity, and a map of
 lengths would put every blockbuster in one corner; the direction is what says what an item is like.

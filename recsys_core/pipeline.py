@@ -159,7 +159,7 @@ class PipelineAnswer:
 @torch.no_grad()
 def recommend_pipeline(
     retriever: Recommender,
-    ranker: Recommender,
+    ranker: Recommender | None,
     dataset: Dataset,
     split: Split,
     request: Request,
@@ -168,9 +168,10 @@ def recommend_pipeline(
     blend: float | None = None,
 ) -> PipelineAnswer:
     """Top K for one request through both stages, with each stage's wall time; ``blend`` defaults
-    to the one tuned for this retriever and ranker (:func:`blend_for`)."""
+    to the one tuned for this retriever and ranker (:func:`blend_for`). Without a ranker the
+    candidates keep the retriever's order (scored -log(1 + rank)): the retriever alone, cut at N."""
     started = time.perf_counter()
-    name = f"{retriever.name}{SEPARATOR}{ranker.name}"
+    name = retriever.name if ranker is None else f"{retriever.name}{SEPARATOR}{ranker.name}"
     resolved = resolve_request(retriever, dataset, split, request)
     if not resolved.history:
         # Nothing personal to retrieve from: the retriever's own answer is the popularity fallback.
@@ -186,9 +187,12 @@ def recommend_pipeline(
     candidates, source = retrieve_with_source(retriever, users, histories, n_candidates, excluded, index)
     retrieved = time.perf_counter()
     candidates = candidates[:, candidates[0] > 0]  # a catalogue smaller than N leaves padding
-    blend = blend_for(retriever, ranker) if blend is None else blend
-    device = ranker.device
-    ranked, scores = rerank(ranker, users.to(device), histories.to(device), candidates.to(device), blend)
+    if ranker is None:
+        ranked, scores = candidates, retrieval_prior(candidates.shape[1], candidates.device)[None, :]
+    else:
+        blend = blend_for(retriever, ranker) if blend is None else blend
+        device = ranker.device
+        ranked, scores = rerank(ranker, users.to(device), histories.to(device), candidates.to(device), blend)
     done = time.perf_counter()
     k = min(request.k, ranked.shape[1])
     ids = dataset.item_ids
@@ -243,19 +247,20 @@ def trace_request(
     Without a ranker the "pipeline" is the retriever alone, cut at N.
     """
     request = Request(user_id, k=k)
-    second = ranker if ranker is not None else _RetrievalOrder(retriever)
-    runs = [recommend_pipeline(retriever, second, dataset, split, request, n_candidates, index) for _ in range(repeats)]
+    runs = [recommend_pipeline(retriever, ranker, dataset, split, request, n_candidates, index) for _ in range(repeats)]
     result = runs[-1]
-    if ranker is None:
-        result.answer.model = retriever.name
     latency = {stage: [run.latency_ms[stage] for run in runs] for stage in ("retrieve", "rank", "total")}
     resolved = resolve_request(retriever, dataset, split, request)
-    ann_recall = exact_ms = None
-    if index is not None and resolved.history:
-        device = retriever.device
-        users = torch.tensor([resolved.user], device=device)
-        histories = pad_histories([np.array(resolved.history)], device)
-        excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
+    user = dataset.user_index(user_id)
+    held_out = int(split.test_item[user]) if user else 0
+    ann_recall = exact_ms = catalogue_rank = candidate_rank = final_rank = None
+    if not resolved.history:  # the popularity fallback answered: no retrieval to look into
+        return PipelineTrace(result, latency, None, None, held_out, None, None, None)
+    device = retriever.device
+    users = torch.tensor([resolved.user], device=device)
+    histories = pad_histories([np.array(resolved.history)], device)
+    excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
+    if index is not None:
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -269,32 +274,15 @@ def trace_request(
         approx, _ = index.search(query, n)
         scores = (query @ retriever.item_vectors().T).float()
         scores[:, 0] = -torch.inf
-        exact = torch.topk(scores, n).indices.cpu().numpy()
-        ann_recall = recall_at_k(np.asarray(approx), exact)
-    user = dataset.user_index(user_id)
-    held_out = int(split.test_item[user]) if user else 0
-    catalogue_rank = candidate_rank = final_rank = None
-    if held_out and resolved.history:
-        device = retriever.device
-        histories = pad_histories([np.array(resolved.history)], device)
-        excluded = pad_histories([np.array(resolved.excluded, dtype=np.int64)], device)
-        scores = mask_history(retriever.score_all(torch.tensor([user], device=device), histories).float(), excluded)
+        ann_recall = recall_at_k(np.asarray(approx), torch.topk(scores, n).indices.cpu().numpy())
+    if held_out:
+        scores = mask_history(retriever.score_all(users, histories).float(), excluded)
         catalogue_rank = int(rank_of_targets(scores, torch.tensor([held_out], device=device))[0]) + 1
         external = str(dataset.item_ids[held_out])
         if external in result.candidates:
             candidate_rank = result.candidates.index(external) + 1
             final_rank = result.ranked.index(external) + 1
     return PipelineTrace(result, latency, ann_recall, exact_ms, held_out, catalogue_rank, candidate_rank, final_rank)
-
-
-class _RetrievalOrder:
-    """A stand-in second stage that keeps the retriever's order: the retriever-only pipeline."""
-
-    def __init__(self, retriever: Recommender) -> None:
-        self.name, self.config, self.device = "none", None, retriever.device
-
-    def score_candidates(self, users: torch.Tensor, history: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        return retrieval_prior(candidates.shape[1], candidates.device).expand(candidates.shape)
 
 
 # --------------------------------------------------------------------------- evaluation
