@@ -9,8 +9,11 @@ import streamlit as st
 from recsys_core.artifacts import TrainingLocked, leaderboard
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from recsys_core.train import QUICK_MAX_EPOCHS
+from recsys_core.train import default_workers
 from ui import dataset_metrics, leaderboard_table, select_dataset, trained_versions, training_allowed, training_panel
+
+# The quick zoo's wall time on a 2-core CPU, from bench/profiles.py (docs/benchmarks.md, "Training profiles").
+QUICK_ZOO_MINUTES = "TODO"
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
 
@@ -76,9 +79,10 @@ elif not job_status(name).running:
     elif missing:
         what = "the default zoo" if not trained else f"the {len(missing)} missing models"
         st.info(
-            f"Train {what} ({', '.join(missing)}) with the quick profile (at most {QUICK_MAX_EPOCHS} epochs per "
-            "model), in the background. Views become usable as each model lands: the baselines within seconds; "
-            "the whole zoo took 36 minutes on one thread of a shared 2-core CPU, the rankers most of it."
+            f"Train {what} ({', '.join(missing)}) with the quick profile (each model's quick settings: fewer "
+            f"epochs, a faster learning rate), in the background, {default_workers('auto')} models at a time. Views "
+            "become usable as each model lands: the baselines within seconds, the whole zoo in about "
+            f"{QUICK_ZOO_MINUTES} minutes on a 2-core CPU (docs/benchmarks.md)."
         )
         if st.button(f"Train {what} (quick profile)", type="primary", key="train_zoo"):
             start(missing)

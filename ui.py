@@ -150,7 +150,7 @@ def _training_progress(name: str) -> None:
     st.session_state[key] = landed
     if changed or not status.running:
         st.rerun()  # a model landed (or the job ended): the page picks it up
-    now = f"; training {status.current}" if status.current else ""
+    now = f"; training {', '.join(status.training)}" if status.training else ""
     st.caption(f"Background training on {name}: {landed} of {len(status.models)} models stored{now}.")
     st.progress(status.fraction)
 
@@ -357,7 +357,7 @@ def _job_progress(name: str, curves: bool) -> None:
     st.session_state[key] = landed
     if status.running:
         st.session_state["watching_job"] = True
-        label = f"training {status.current} (epoch {status.epoch}/{status.epochs})" if status.current else "starting…"
+        label = f"training {status.describe_training()}" if status.training else "starting…"
         st.progress(status.fraction, text=f"{landed} of {len(status.models)} models done; {label}")
         st.caption(
             "The job runs in its own process: closing or refreshing the page does not stop it, and every "

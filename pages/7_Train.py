@@ -14,7 +14,7 @@ from recsys_core.data import DATASETS, CsvError, save_upload
 from recsys_core.data.uploads import max_upload_bytes
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import REGISTRY
-from recsys_core.train import QUICK_MAX_EPOCHS, available_devices
+from recsys_core.train import available_devices, default_workers
 from ui import family_of, open_view, trained_versions, training_allowed, training_panel
 
 dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
@@ -66,22 +66,26 @@ with train_tab:
         left, right = st.columns(2)
         device = left.radio(
             "Device", list(devices), format_func=lambda d: f"{d}: {devices[d]}", key="train_device",
-            help="Detected on this server. CUDA trains with bf16 autocast and pinned memory.",
+            help="Detected on this server. CUDA trains with bf16 autocast and pinned memory, one model at a time; "
+            f"the CPU trains {default_workers('cpu')} models at once, each in its own process.",
         )  # fmt: skip
         profile = right.radio("Profile", ["quick", "full"], horizontal=True, key="train_profile",
-                              help=f"quick: at most {QUICK_MAX_EPOCHS} epochs per model (demos); full: each "
-                              "model's own epochs and early stopping")  # fmt: skip
+                              help="quick: each model's quick settings (fewer epochs, a faster learning rate or "
+                              "fewer negatives), for first runs and demos; full: the settings behind the "
+                              "benchmarks. The form below shows the chosen profile's values.")  # fmt: skip
+        quick = profile == "quick"
         with st.form("train_form"):
             values: dict[str, dict[str, object]] = {}
             for model in chosen:
-                fields = config_fields(model)
+                fields = config_fields(model, quick)
                 with st.expander(f"{model} · {family_of(model)}: {len(fields)} settings", expanded=len(chosen) == 1):
                     if not fields:
                         st.caption(f"{model} has no settings: it is computed in closed form.")
                     cells = st.columns(3)
                     values[model] = {}
                     for n, field in enumerate(fields):
-                        values[model][field.name] = setting(cells[n % 3], field, f"cfg_{model}_{field.name}")
+                        key = f"cfg_{profile}_{model}_{field.name}"
+                        values[model][field.name] = setting(cells[n % 3], field, key)
             submitted = st.form_submit_button(
                 "Start training", type="primary", disabled=not chosen, key="start_training"
             )
@@ -89,8 +93,8 @@ with train_tab:
             st.info("Choose at least one model above.")
         if submitted and chosen:
             try:
-                overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {})))}
-                start_job(name, chosen, quick=profile == "quick", device=device, maps=True, overrides=overrides)
+                overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {}), quick))}
+                start_job(name, chosen, quick=quick, device=device, maps=True, overrides=overrides)
             except ConfigError as error:
                 st.error(f"Nothing was started: {error}")
             except (TrainingLocked, ValueError, OSError) as error:

@@ -38,7 +38,7 @@ from recsys_core.pipeline import (
 )
 from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
 from recsys_core.serving import RequestError, parse_request, recommend
-from recsys_core.train import Progress, train_models
+from recsys_core.train import Progress, default_workers, train_models
 
 EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_FAILED = 2, 3, 1
 
@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
     train.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    train.add_argument("--quick", action="store_true", help="cap training epochs (demo profile)")
+    train.add_argument("--quick", action="store_true",
+                       help="the quick profile (first runs, demos): each model's quick settings")  # fmt: skip
+    train.add_argument("--workers", type=int, default=None,
+                       help="models trained at once, each in its own process (default: up to 4 on a CPU, one per "
+                       "core; 1 on a GPU)")  # fmt: skip
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
                        help="draw the trained models' embedding maps (UMAP) at the end")  # fmt: skip
@@ -128,9 +132,13 @@ def _model_list(text: str | None, pipelines: bool = False) -> list[str]:
 def _train(args: argparse.Namespace) -> int:
     names = _model_list(args.models)
     overrides = _overrides(args.overrides, names)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     bars: dict[str, tqdm] = {}
 
     def show(progress: Progress) -> None:
+        if progress.stored:
+            return  # its bar closed when its training ended
         bar = bars.get(progress.model)
         if bar is None:
             bar = bars[progress.model] = tqdm(total=progress.epochs, desc=f"{progress.model:>8}", unit="epoch",
@@ -157,8 +165,9 @@ def _train(args: argparse.Namespace) -> int:
             journal.write({"event": "progress", **dataclasses.asdict(progress)})
 
     try:
+        workers = args.workers if args.workers is not None else default_workers(args.device)
         reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed,
-                               progress=report, overrides=overrides, maps=args.maps)  # fmt: skip
+                               progress=report, overrides=overrides, maps=args.maps, workers=workers)  # fmt: skip
     except TrainingLocked as error:
         if journal:
             journal.write({"event": "finished", "ok": False, "message": str(error), "reports": []})

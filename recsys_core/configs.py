@@ -34,11 +34,13 @@ class ConfigField:
     choices: tuple[str, ...] = ()  # the allowed values of a "str" field, when they are a fixed set
 
 
-def config_fields(model_name: str) -> list[ConfigField]:
-    """The editable fields of a model's config, main ones first."""
+def config_fields(model_name: str, quick: bool = False) -> list[ConfigField]:
+    """The editable fields of a model's config, main ones first; with ``quick``, the defaults are
+    the quick profile's (what a quick training runs with unless the form changes them)."""
     if model_name not in REGISTRY:
         raise KeyError(f"unknown model {model_name!r}")
     config_class = REGISTRY[model_name].config_class
+    profile = getattr(config_class, "QUICK", {}) if quick else {}
     hints = typing.get_type_hints(config_class)
     comments = _field_comments(config_class)
     choices = dict(getattr(config_class, "CHOICES", {}))
@@ -51,16 +53,18 @@ def config_fields(model_name: str) -> list[ConfigField]:
         if kind is None:
             continue  # nothing a form can edit
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        default = profile.get(spec.name, default)
         fields.append(ConfigField(spec.name, kind, default, comments.get(spec.name, ""),
                                   tuple(choices.get(spec.name, ()))))  # fmt: skip
     order = {name: n for n, name in enumerate(MAIN_FIELDS)}
     return sorted(fields, key=lambda f: order.get(f.name, len(order)))
 
 
-def parse_overrides(model_name: str, values: dict[str, object]) -> dict[str, object]:
+def parse_overrides(model_name: str, values: dict[str, object], quick: bool = False) -> dict[str, object]:
     """``values`` (form input: numbers, booleans, or text such as ``"64,32"``) as config keyword
-    arguments, only those that differ from the defaults; the config is built once to validate them."""
-    fields = {f.name: f for f in config_fields(model_name)}
+    arguments, only those that differ from the defaults (the quick profile's, with ``quick``); the
+    config is built once, as it will be trained, to validate them."""
+    fields = {f.name: f for f in config_fields(model_name, quick)}
     overrides = {}
     for name, raw in values.items():
         if name not in fields:
@@ -68,8 +72,9 @@ def parse_overrides(model_name: str, values: dict[str, object]) -> dict[str, obj
         value = _coerce(model_name, fields[name], raw)
         if value != fields[name].default:
             overrides[name] = value
+    config_class = REGISTRY[model_name].config_class
     try:
-        REGISTRY[model_name].config_class(**overrides)
+        config_class(**{**(getattr(config_class, "QUICK", {}) if quick else {}), **overrides})
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{model_name}: {error}") from error
     return overrides

@@ -63,6 +63,8 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 #   0.7934, no history fields: 0.7858.
 # The row features all lowered validation AUC, so no ranker reads them (CTR_ROW_FEATURES is empty).
 HISTORY_FIELDS = ("last_item", "history_genres", "recent_items")
+# With ``liked_history`` a ranker's history is the user's liked training items (``with_liked_history``).
+LIKED_HISTORY = 50
 CTR_ROW_FEATURES: tuple[str, ...] = ()
 CTR_MODEL_SETTINGS = {
     "ffm": {"embedding_dim": 8},
@@ -154,6 +156,40 @@ def recent_label_codes(
     window = np.minimum(before - first, RECENT_ROWS)
     mean = (cumulative[before] - cumulative[before - window]) / np.maximum(window, 1)
     return np.where(window > 0, 1 + np.rint(10 * mean), 0).astype(np.int64)
+
+
+def liked_items(users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int, length: int) -> np.ndarray:
+    """(n_users + 1, length): each user's ``length`` most recent of the given (liked) rows' items,
+    oldest first, left-padded with 0 as the rankers' histories are."""
+    order = np.lexsort((times, users))  # by user, then time
+    users, items = users[order], items[order]
+    from_end = np.searchsorted(users, users, side="right") - 1 - np.arange(len(users))  # 0: the user's latest
+    keep = from_end < length
+    table = np.zeros((n_users + 1, length), dtype=np.int64)
+    table[users[keep], length - 1 - from_end[keep]] = items[keep]
+    return table
+
+
+def with_liked_history(split: CtrSplit, n_users: int, length: int, seed: int = 0) -> CtrSplit:
+    """A copy of ``split`` whose rows carry a ``history``: the items the user liked (label 1) in
+    training rows, so a ranker's history fields read taste, not mere exposure (``recent_items``
+    pools their embeddings, an item-item term as in FISM or SVD++'s implicit factors). Out of fold,
+    as the row features: a training row reads the likes of the other folds' rows only, so whether
+    its own item is in its history never tells its label; validation and test rows read them all."""
+    if all("history" in rows for rows in (split.train, split.valid, split.test)):
+        return split
+    train, times = split.train, split.timestamps[0]
+    liked = train["label"] == 1
+    fold = np.random.default_rng(seed).integers(0, N_FOLDS, len(liked))
+    history = np.zeros((len(liked), length), dtype=np.int64)
+    for k in range(N_FOLDS):
+        others = liked & (fold != k)
+        table = liked_items(train["user"][others], train["item"][others], times[others], n_users, length)
+        history[fold == k] = table[train["user"][fold == k]]
+    table = liked_items(train["user"][liked], train["item"][liked], times[liked], n_users, length)
+    return CtrSplit({**train, "history": history}, {**split.valid, "history": table[split.valid["user"]]},
+                    {**split.test, "history": table[split.test["user"]]}, split.popularity, split.train_rating,
+                    split.timestamps)  # fmt: skip
 
 
 def row_features_of(model: str) -> tuple[str, ...]:
@@ -269,6 +305,8 @@ def train_on_rows(
     features = side_features(dataset, split.popularity)
     settings = {**CTR_TRAINING, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}
     split, row_fields = with_row_features(split, settings.pop("row_features", CTR_ROW_FEATURES), dataset, seed)
+    if settings.pop("liked_history", False):
+        split = with_liked_history(split, dataset.n_users, settings.setdefault("history_len", LIKED_HISTORY), seed)
     model = build_model(name, dataset.n_users, dataset.n_items, features=features, row_fields=row_fields,
                         **settings).to(device)  # fmt: skip
     config = model.config
@@ -306,6 +344,9 @@ def evaluate_ctr(
         started = time.perf_counter()
         try:
             featured, _ = with_row_features(split, row_features_of(name), dataset, seed)
+            if CTR_MODEL_SETTINGS.get(name, {}).get("liked_history"):
+                history_len = CTR_MODEL_SETTINGS[name].get("history_len", LIKED_HISTORY)
+                featured = with_liked_history(featured, dataset.n_users, history_len, seed)
             model, info = train_on_rows(name, dataset, featured, torch_device, seed, max_epochs, progress)
         except (ValueError, RuntimeError, FloatingPointError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}"}

@@ -63,11 +63,11 @@ class JobStatus:
     started_at: float | None = None
     quick: bool = True
     device: str = "auto"
-    done: list[str] = field(default_factory=list)  # models trained and stored so far
+    done: list[str] = field(default_factory=list)  # models trained and stored so far (their "stored" events)
     failed: dict[str, str] = field(default_factory=dict)  # model -> why
-    current: str | None = None  # the model being trained
-    epoch: int = 0
-    epochs: int = 0
+    # The models in training now, each with (epoch, epochs): several when a job trains models in
+    # parallel processes (``train --workers``).
+    training: dict[str, tuple[int, int]] = field(default_factory=dict)
     message: str = ""
     epochs_seen: list[dict] = field(default_factory=list)  # per-epoch progress events, for live curves
     log_tail: str = ""
@@ -77,13 +77,22 @@ class JobStatus:
         return self.state == "running"
 
     @property
+    def current(self) -> str | None:
+        """The model in training (the first, when several are), or None."""
+        return next(iter(self.training), None)
+
+    def describe_training(self) -> str:
+        """``sasrec (epoch 3/20), fm (epoch 1/3)``: what is in training now."""
+        return ", ".join(f"{model} (epoch {epoch}/{epochs})" for model, (epoch, epochs) in self.training.items())
+
+    @property
     def fraction(self) -> float:
-        """Share of the job done, counting the current model's epochs."""
+        """Share of the job done, counting the epochs of the models in training."""
         if not self.models:
             return 0.0
         if self.state == "finished":
             return 1.0
-        partial = self.epoch / self.epochs if self.current and self.epochs else 0.0
+        partial = sum(epoch / epochs for epoch, epochs in self.training.values() if epochs)
         return min((len(self.done) + len(self.failed) + partial) / len(self.models), 1.0)
 
 
@@ -167,15 +176,17 @@ def job_status(dataset: str, root: Path | None = None) -> JobStatus:
         for report in finished.get("reports", []):
             if not report.get("ok"):
                 status.failed[report["model"]] = report.get("message", "")
-        status.current = None
+        status.training.clear()
         status.state = "finished" if finished.get("ok") else "failed"
         status.message = finished.get("message") or "; ".join(f"{m}: {why}" for m, why in status.failed.items())
     elif _alive(status.pid):
         status.state = "running"
     elif cancelled is not None:
-        status.state, status.current, status.message = "cancelled", None, "cancelled"
+        status.state, status.message = "cancelled", "cancelled"
+        status.training.clear()
     else:
-        status.state, status.current = "failed", None
+        status.state = "failed"
+        status.training.clear()
         status.message = "the training process ended without finishing (killed, or out of memory)"
     if status.state == "failed":
         status.log_tail = _tail(folder / "output.log")
@@ -232,12 +243,14 @@ def lock_holder(dataset: str, root: Path | None = None) -> str | None:
 
 def _apply_progress(status: JobStatus, event: dict) -> None:
     model = event.get("model")
-    if event.get("done"):
+    if event.get("stored"):
         if model not in status.done:
             status.done.append(model)
-        status.current, status.epoch, status.epochs = None, 0, 0
+        status.training.pop(model, None)
         return
-    status.current, status.epoch, status.epochs = model, int(event.get("epoch", 0)), int(event.get("epochs", 0))
+    if event.get("done"):
+        return  # trained: it is evaluated and stored next, and stays "in training" until then
+    status.training[model] = (int(event.get("epoch", 0)), int(event.get("epochs", 0)))
     if event.get("step") == 0:  # the end of an epoch: loss and validation NDCG@10
         status.epochs_seen.append({k: event.get(k) for k in ("model", "epoch", "loss", "valid_ndcg", "elapsed_s")})
 

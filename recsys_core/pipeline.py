@@ -137,7 +137,12 @@ def rerank(
     With ``blend`` > 0 the score is the ranker's logit plus ``blend`` times the retrieval prior, a
     one-parameter stacking of the two stages (tuned on validation, see :func:`tune_blend`).
     """
-    scores = ranker.score_candidates(users, histories, candidates)
+    return order_by(candidates, ranker.score_candidates(users, histories, candidates), blend)
+
+
+def order_by(candidates: torch.Tensor, scores: torch.Tensor, blend: float = 0.0):
+    """Candidates (B, N) sorted by their ranker scores plus ``blend`` times the retrieval prior:
+    (items, scores); ties keep the retrieval order."""
     if blend:
         scores = scores + blend * retrieval_prior(candidates.shape[1], scores.device)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
@@ -370,32 +375,43 @@ def rerank_lists(
     users: np.ndarray,
     lists: np.ndarray,
     blend: float = 0.0,
-    batch_size: int = 256,
 ) -> np.ndarray:
     """Every user's candidate list reordered by the ranker, reading the stage's input history."""
+    scores = candidate_scores(ranker, split, stage, users, lists)
+    return order_by(torch.from_numpy(lists), scores, blend)[0].numpy()
+
+
+@torch.no_grad()
+def candidate_scores(
+    ranker: Recommender, split: Split, stage: str, users: np.ndarray, lists: np.ndarray, batch_size: int = 256
+) -> torch.Tensor:
+    """(len(users), N) the ranker's scores of every user's candidates (on the CPU), reading the
+    stage's input history; padding (0) scores -inf."""
     inputs = split.input_sequences(stage)
     device = ranker.device
-    out = np.zeros_like(lists)
+    scores = torch.empty(lists.shape, dtype=torch.float32)
     ranker.eval()
     for start in range(0, len(users), batch_size):
         batch = slice(start, start + batch_size)
         histories = pad_histories([inputs[u] for u in users[batch]], device)
         candidates = torch.from_numpy(lists[batch]).to(device)
-        ranked, _ = rerank(ranker, torch.from_numpy(users[batch]).to(device), histories, candidates, blend)
-        out[batch] = ranked.cpu().numpy()
-    return out
+        scores[batch] = ranker.score_candidates(torch.from_numpy(users[batch]).to(device), histories, candidates).cpu()
+    return scores
 
 
 def tune_blend(
     ranker: Recommender, split: Split, pool: np.ndarray, grid: tuple[float, ...] = BLEND_GRID
 ) -> tuple[float, dict[float, float]]:
     """The blend with the best validation NDCG@10 over the pool's candidates (ties: the smaller
-    blend, so the ranker keeps the most say), and the NDCG@10 of every blend tried."""
+    blend, so the ranker keeps the most say), and the NDCG@10 of every blend tried. The ranker
+    scores the candidates once; only their order changes with the blend."""
     users = split.evaluated_users("valid")
+    lists = pool[users]
+    scores = candidate_scores(ranker, split, "valid", users, lists)
     tried = {}
     for blend in grid:
-        lists = rerank_lists(ranker, split, "valid", users, pool[users], blend)
-        tried[blend] = evaluate_lists(split, "valid", users, lists).ndcg_at_10
+        ranked = order_by(torch.from_numpy(lists), scores, blend)[0].numpy()
+        tried[blend] = evaluate_lists(split, "valid", users, ranked).ndcg_at_10
     best = max(grid, key=lambda b: (tried[b], -b))
     return best, tried
 

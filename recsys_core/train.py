@@ -7,24 +7,30 @@ training and keeps the best weights seen so far rather than saving a diverged mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import multiprocessing
 import os
 import random
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from queue import Empty
 
 import numpy as np
 import torch
 
 from recsys_core.artifacts import ArtifactError, load_artifact, save_artifact, training_lock
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
-from recsys_core.data.features import side_features
+from recsys_core.data.features import SideFeatures, side_features
 from recsys_core.data.split import PROTOCOL, Split
 from recsys_core.embeddings import draw_maps
 from recsys_core.evaluate import evaluate_lists, evaluate_model
-from recsys_core.models import build_model
+from recsys_core.models import REGISTRY, build_model
 from recsys_core.models.base import Batch, Recommender, Validator
 from recsys_core.pipeline import candidate_pool, evaluate_pipeline, rerank_lists, tune_blend
 
@@ -42,7 +48,8 @@ class Progress:
     valid_ndcg: float | None = None
     best_ndcg: float | None = None
     elapsed_s: float = 0.0
-    done: bool = False
+    done: bool = False  # training ended (the model is evaluated and stored next)
+    stored: bool = False  # the model is in the artifact store: every view can use it now
     message: str = ""
 
 
@@ -60,15 +67,20 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
+def resolve_device_name(choice: str = "auto") -> str:
+    """``auto`` as what it means here: CUDA if available, else Apple MPS, else the CPU."""
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def resolve_device(choice: str = "auto") -> torch.device:
     """CUDA if available, else Apple MPS, else the CPU with all its cores."""
-    if choice == "auto":
-        if torch.cuda.is_available():
-            choice = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            choice = "mps"
-        else:
-            choice = "cpu"
+    choice = resolve_device_name(choice)
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but no CUDA GPU is available")
     if choice == "cpu":
@@ -219,7 +231,33 @@ def fit(
 
 # --------------------------------------------------------------------------- train and store
 
-QUICK_MAX_EPOCHS = 15
+
+def quick_settings(name: str) -> dict[str, object]:
+    """What the quick profile changes for a model (its config class's ``QUICK``): fewer epochs, and
+    the faster settings that still land near the full profile (docs/benchmarks.md measures both)."""
+    return dict(getattr(REGISTRY[name].config_class, "QUICK", {}))
+
+
+def prerequisites(name: str, settings: dict[str, object] | None = None) -> set[str]:
+    """The stored models a model starts from: pre-trained weights, or a retriever's candidates."""
+    config = REGISTRY[name].config_class(**(settings or {}))
+    needs = set(REGISTRY[name].pretrained_from) if getattr(config, "pretrained", False) else set()
+    if getattr(config, "candidates_from", None):
+        needs.add(config.candidates_from)
+    return needs
+
+
+def default_workers(device: str = "auto", cores: int | None = None) -> int:
+    """Models trained at once. On a CPU, one model per core or two: these models are too small to
+    keep several threads busy (mlp and fm trained faster on one thread than on two here), so two
+    one-thread processes on a 2-core machine train about twice as much as one two-thread process.
+    A GPU trains one model at a time."""
+    if resolve_device_name(device) != "cpu":
+        return 1
+    return max(1, min(MAX_WORKERS, cores or os.cpu_count() or 1))
+
+
+MAX_WORKERS = 4
 
 
 @dataclass
@@ -240,84 +278,253 @@ def train_models(
     progress: ProgressCallback | None = None,
     overrides: dict[str, dict] | None = None,
     maps: bool = False,
+    workers: int = 1,
 ) -> list[TrainReport]:
-    """Train, evaluate (test and validation) and store each model; one model failing does not
+    """Train, evaluate and store each model (see :func:`train_one`); one model failing does not
     stop the others. Holds the dataset's training lock throughout. With ``maps``, the embedding
-    maps of the stored models are drawn once all of them are trained (so models land first)."""
+    maps of the stored models are drawn once all of them are trained (so models land first), by
+    the workers when there are several.
+
+    ``quick`` applies each model's quick settings (:func:`quick_settings`) under ``overrides``.
+    Models that others of the run start from (:func:`prerequisites`) are trained first; with
+    ``workers`` > 1, that many models train at once, each in its own process with its share of the
+    CPU threads, and a model waits until the ones it starts from are stored. Reports come in the
+    order of ``models``.
+    """
     dataset = load_dataset(dataset_name)
     split = temporal_leave_last_out(dataset)
-    features = side_features(dataset, split.item_popularity)
-    genres = features.items.genres
-    torch_device = resolve_device(device)
-    reports = []
+    settings = {name: {**(quick_settings(name) if quick else {}), **(overrides or {}).get(name, {})} for name in models}
+    workers = max(1, min(workers, len(models)))
+    needs = {name: prerequisites(name, settings[name]) & set(models) for name in models}
+    waited_for = set().union(*needs.values())
+    # Closed-form models first (they land in seconds, so every view has something at once), then
+    # those others start from; otherwise the given order (the sort is stable).
+    order = sorted(models, key=lambda name: (REGISTRY[name].trainable, name not in waited_for))
     with training_lock(dataset.name):
-        for name in models:
+        if workers == 1:
+            context = TrainingContext.build(dataset, split, device)
+            done = {name: train_one(context, name, settings[name], quick, seed, progress) for name in order}
+            for name in order if maps else ():
+                if done[name].ok:
+                    add_notes(done[name], draw_stored_maps(dataset, split, name))
+        else:
+            done = _train_in_workers(dataset_name, order, needs, settings, device, quick, seed, progress, workers, maps)
+    return [done[name] for name in models]
+
+
+@dataclass
+class TrainingContext:
+    """What every model of a run trains on: the dataset, its split, side features, the device."""
+
+    dataset: Dataset
+    split: Split
+    features: SideFeatures
+    device: torch.device
+
+    @classmethod
+    def build(cls, dataset: Dataset, split: Split, device: str) -> TrainingContext:
+        return cls(dataset, split, side_features(dataset, split.item_popularity), resolve_device(device))
+
+
+def train_one(
+    context: TrainingContext,
+    name: str,
+    settings: dict[str, object],
+    quick: bool = False,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> TrainReport:
+    """Train, evaluate (test; validation too in the full profile) and store one model; an expected
+    failure becomes a report, never a raise."""
+    dataset, split, features, torch_device = context.dataset, context.split, context.features, context.device
+    genres = features.items.genres
+    try:
+        seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
+        model = build_model(name, dataset.n_users, dataset.n_items, features=features, **settings)
+        notes = []
+        if getattr(model.config, "pretrained", False):
+            sources = pretrained_models(dataset, model.pretrained_from)
+            if sources is None:
+                model.config.pretrained = False  # the stored config says what really happened
+                notes.append(f"trained from scratch: pre-training needs {', '.join(model.pretrained_from)} "
+                             "trained first")  # fmt: skip
+            else:
+                model.initialise_from(**sources)
+        retriever = None
+        if getattr(model.config, "candidates_from", None):
+            retriever = pretrained_models(dataset, (model.config.candidates_from,))
+            if retriever is None:
+                notes.append(f"no hard negatives: {model.config.candidates_from} is not trained, so only "
+                             "random negatives and full-ranking validation")  # fmt: skip
+            else:
+                retriever = retriever[model.config.candidates_from].to(torch_device)
+                model.use_candidates(candidate_pool(retriever, split, model.config.n_candidates))
+        result = fit(model, split, torch_device, seed, progress)
+        notes += result.notes
+        if retriever is not None:
+            blend, tried = tune_blend(model, split, model.candidate_pool)
+            model.retriever_blend.fill_(blend)
+            notes.append(f"retriever blend {blend:g} (validation NDCG@10 {tried[blend]:.4f}; ranker alone "
+                         f"{tried[0.0]:.4f})")  # fmt: skip
+        test = evaluate_model(model, split, "test", genres)
+        info = {
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": result.seconds,
+            "device": result.device,
+            "device_name": result.device_name,
+            "threads": torch.get_num_threads() if torch_device.type == "cpu" else None,
+            "best_epoch": result.best_epoch,
+            "seed": seed,
+            "profile": "quick" if quick else "full",
+            "notes": notes,
+            "family": model.family,
+            "paper": model.paper,
+        }
+        metrics = {"protocol": PROTOCOL, "test": test.summary()}
+        if not quick:
+            # Validation metrics in full, for choosing among trained models (bench/). The quick profile
+            # leaves them out: for a ranker, a second pass over the whole catalogue costs as much as
+            # its quick training (dcn: 14 s of 53 s on one thread), and the fit's own validation
+            # NDCG@10 per epoch is in the history either way.
+            metrics["valid"] = evaluate_model(model, split, "valid", genres).summary()
+        if retriever is not None:
+            # What the ranker is for: reordering its retriever's candidates (the funnel on test).
+            funnel = evaluate_pipeline(retriever, model, split, "test", model.config.n_candidates, genres)
+            metrics["pipeline"] = {**funnel.summary(), "retriever_model": retriever.name}
+            model.use_candidates(None)
+        save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
+        if progress:
+            progress(Progress(name, result.best_epoch, result.best_epoch, 0, None, None, result.best_valid_ndcg,
+                              result.best_valid_ndcg, result.seconds, done=True, stored=True))  # fmt: skip
+        return TrainReport(name, True, "; ".join(notes), result.seconds, test.ndcg_at_10)
+    except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
+        return TrainReport(name, False, f"{type(error).__name__}: {error}")
+
+
+# --------------------------------------------------------------------------- several models at once
+# Each worker is a fresh ("spawn") process: forking a parent whose torch has started its thread
+# pools can deadlock the child. A worker loads the dataset once and reports progress to the parent
+# through a queue; the parent holds the training lock, so the workers need none of their own.
+
+_worker: dict[str, object] = {}
+
+
+def _start_worker(threads: int, queue: multiprocessing.Queue) -> None:
+    os.environ["DEEPREC_NUM_THREADS"] = str(threads)  # read by resolve_device
+    _worker["queue"] = queue
+
+
+def _started() -> None:
+    """Nothing: a first task that makes the pool start a worker."""
+
+
+@contextlib.contextmanager
+def _script_hidden_from_workers() -> Iterator[None]:
+    """A spawned process first runs its parent's ``__main__`` again, when that is a script (a
+    module run with ``python -m`` is left alone). Under Streamlit or its AppTest the script is a
+    page, which must not run in a worker; the workers need nothing from it, so it is hidden from
+    them while they start."""
+    main = sys.modules.get("__main__")
+    script = main is not None and getattr(getattr(main, "__spec__", None), "name", None) is None
+    if script:
+        sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if script:
+            sys.modules["__main__"] = main
+
+
+def _context(dataset_name: str, device: str = "cpu") -> TrainingContext:
+    """The worker's dataset, split and features, built once."""
+    context = _worker.get(dataset_name)
+    if context is None:
+        dataset = load_dataset(dataset_name)
+        context = _worker[dataset_name] = TrainingContext.build(dataset, temporal_leave_last_out(dataset), device)
+    return context
+
+
+def _draw_in_worker(dataset_name: str, name: str) -> dict[str, str]:
+    context = _context(dataset_name)
+    return draw_stored_maps(context.dataset, context.split, name)
+
+
+def _train_in_worker(dataset_name: str, name: str, settings: dict, device: str, quick: bool, seed: int) -> TrainReport:
+    return train_one(_context(dataset_name, device), name, settings, quick, seed, _worker["queue"].put)
+
+
+def _train_in_workers(
+    dataset_name: str,
+    order: list[str],
+    needs: dict[str, set[str]],
+    settings: dict[str, dict],
+    device: str,
+    quick: bool,
+    seed: int,
+    progress: ProgressCallback | None,
+    workers: int,
+    maps: bool,
+) -> dict[str, TrainReport]:
+    """Train the models in ``workers`` processes, in ``order``, each as soon as the models it
+    ``needs`` are stored; then, with ``maps``, draw their maps in the same processes."""
+    pending = list(order)
+    threads = max(1, (int(os.environ.get("DEEPREC_NUM_THREADS", 0)) or os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    reports: dict[str, TrainReport] = {}
+    running: dict[Future, str] = {}
+
+    def forward_progress() -> None:
+        while True:
             try:
-                seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
-                model = build_model(name, dataset.n_users, dataset.n_items, features=features,
-                                    **(overrides or {}).get(name, {}))  # fmt: skip
-                notes = []
-                if getattr(model.config, "pretrained", False):
-                    sources = pretrained_models(dataset, model.pretrained_from)
-                    if sources is None:
-                        model.config.pretrained = False  # the stored config says what really happened
-                        notes.append(f"trained from scratch: pre-training needs {', '.join(model.pretrained_from)} "
-                                     "trained first")  # fmt: skip
-                    else:
-                        model.initialise_from(**sources)
-                retriever = None
-                if getattr(model.config, "candidates_from", None):
-                    retriever = pretrained_models(dataset, (model.config.candidates_from,))
-                    if retriever is None:
-                        notes.append(f"no hard negatives: {model.config.candidates_from} is not trained, so only "
-                                     "random negatives and full-ranking validation")  # fmt: skip
-                    else:
-                        retriever = retriever[model.config.candidates_from].to(torch_device)
-                        model.use_candidates(candidate_pool(retriever, split, model.config.n_candidates))
-                result = fit(model, split, torch_device, seed, progress, max_epochs=QUICK_MAX_EPOCHS if quick else None)
-                notes += result.notes
-                if retriever is not None:
-                    blend, tried = tune_blend(model, split, model.candidate_pool)
-                    model.retriever_blend.fill_(blend)
-                    notes.append(f"retriever blend {blend:g} (validation NDCG@10 {tried[blend]:.4f}; ranker alone "
-                                 f"{tried[0.0]:.4f})")  # fmt: skip
-                test = evaluate_model(model, split, "test", genres)
-                valid = evaluate_model(model, split, "valid", genres)
-                info = {
-                    "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "seconds": result.seconds,
-                    "device": result.device,
-                    "device_name": result.device_name,
-                    "best_epoch": result.best_epoch,
-                    "seed": seed,
-                    "profile": "quick" if quick else "full",
-                    "notes": notes,
-                    "family": model.family,
-                    "paper": model.paper,
-                }
-                metrics = {"protocol": PROTOCOL, "test": test.summary(), "valid": valid.summary()}
-                if retriever is not None:
-                    # What the ranker is for: reordering its retriever's candidates (the funnel on test).
-                    funnel = evaluate_pipeline(retriever, model, split, "test", model.config.n_candidates, genres)
-                    metrics["pipeline"] = {**funnel.summary(), "retriever_model": retriever.name}
-                    model.use_candidates(None)
-                save_artifact(dataset, model.cpu(), metrics, result.history, info, per_user=test.per_user)
-                reports.append(TrainReport(name, True, "; ".join(notes), result.seconds, test.ndcg_at_10))
-            except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
-                reports.append(TrainReport(name, False, f"{type(error).__name__}: {error}"))
-        if maps:
-            draw_stored_maps(dataset, split, [r for r in reports if r.ok])
+                event = queue.get_nowait()
+            except Empty:
+                return
+            if progress:
+                progress(event)
+
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(threads, queue)) as pool:  # fmt: skip
+        with _script_hidden_from_workers():
+            # The pool spawns a process per task while none is idle: one task each starts them all now.
+            wait([pool.submit(_started) for _ in range(workers)])
+        while pending or running:
+            for name in list(pending):
+                if len(running) < workers and not needs[name] & ({*pending, *running.values()}):
+                    pending.remove(name)
+                    args = (dataset_name, name, settings[name], device, quick, seed)
+                    running[pool.submit(_train_in_worker, *args)] = name
+            finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            forward_progress()
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    reports[name] = future.result()
+                except Exception as error:  # a worker that died (killed, out of memory), or a bug
+                    reports[name] = TrainReport(name, False, f"worker failed: {type(error).__name__}: {error}")
+        drawing = {
+            name: pool.submit(_draw_in_worker, dataset_name, name) for name in order if maps and reports[name].ok
+        }
+        for name, future in drawing.items():
+            try:
+                add_notes(reports[name], future.result())
+            except Exception as error:  # as above: the maps are extras, the models are stored
+                add_notes(reports[name], {"maps": f"not drawn (worker failed: {type(error).__name__}: {error})"})
+    forward_progress()
     return reports
 
 
-def draw_stored_maps(dataset: Dataset, split: Split, reports: list[TrainReport]) -> None:
-    """Embedding maps of freshly stored models; a map that cannot be drawn is noted, never fatal."""
-    for report in reports:
-        try:
-            drawn = draw_maps(load_artifact(dataset, report.model), split)
-        except (ArtifactError, ValueError, RuntimeError, MemoryError) as error:
-            drawn = {"maps": f"not drawn ({type(error).__name__}: {error})"}
-        report.message = "; ".join(filter(None, [report.message, *(f"{k} map: {v}" for k, v in drawn.items())]))
+def draw_stored_maps(dataset: Dataset, split: Split, model: str) -> dict[str, str]:
+    """Embedding maps of a freshly stored model, as notes; a map that cannot be drawn is noted, never fatal."""
+    try:
+        drawn = draw_maps(load_artifact(dataset, model), split)
+    except (ArtifactError, ValueError, RuntimeError, MemoryError) as error:
+        drawn = {"maps": f"not drawn ({type(error).__name__}: {error})"}
+    return {f"{kind} map": note for kind, note in drawn.items()}
+
+
+def add_notes(report: TrainReport, notes: dict[str, str]) -> None:
+    report.message = "; ".join(filter(None, [report.message, *(f"{k}: {v}" for k, v in notes.items())]))
 
 
 def pretrained_models(dataset: Dataset, names: tuple[str, ...]) -> dict[str, Recommender] | None:

@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.jobs import cancel_job, job_status, start_job
+from recsys_core.train import quick_settings
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/7_Train.py"
@@ -43,12 +44,14 @@ def test_a_job_starts_with_the_forms_settings_and_shows_its_curves(isolated_stor
     at = open_train()
     assert "cuda" in at.radio(key="train_device").options or at.radio(key="train_device").value == "cpu"
     at.multiselect(key="train_family_sequential").set_value(["sasrec"]).run()
-    # The form is the config dataclass: every field, with its default.
-    assert at.number_input(key="cfg_sasrec_epochs").value == 200
-    assert at.number_input(key="cfg_sasrec_n_layers").value == 2
-    at.number_input(key="cfg_sasrec_epochs").set_value(3)
-    at.number_input(key="cfg_sasrec_n_layers").set_value(1)
-    at.radio(key="train_profile").set_value("full")
+    # The form is the config dataclass: every field, with the chosen profile's default.
+    assert at.radio(key="train_profile").value == "quick"
+    assert at.number_input(key="cfg_quick_sasrec_epochs").value == quick_settings("sasrec")["epochs"]
+    at.radio(key="train_profile").set_value("full").run()
+    assert at.number_input(key="cfg_full_sasrec_epochs").value == 200
+    assert at.number_input(key="cfg_full_sasrec_n_layers").value == 2
+    at.number_input(key="cfg_full_sasrec_epochs").set_value(3)
+    at.number_input(key="cfg_full_sasrec_n_layers").set_value(1)
     at.button(key="start_training").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     status = wait_for_job()
@@ -67,7 +70,7 @@ def test_a_job_starts_with_the_forms_settings_and_shows_its_curves(isolated_stor
 def test_a_bad_setting_starts_nothing(isolated_store):
     at = open_train()
     at.multiselect(key="train_family_sequential").set_value(["gru4rec"]).run()
-    at.number_input(key="cfg_gru4rec_learning_rate").set_value(-1.0)
+    at.number_input(key="cfg_quick_gru4rec_learning_rate").set_value(-1.0)
     at.button(key="start_training").click().run()
     assert not at.exception
     assert any("Nothing was started: gru4rec: learning_rate must be positive" in e.value for e in at.error)

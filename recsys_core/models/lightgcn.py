@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +31,10 @@ from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_hi
 
 @dataclass
 class LightGCNConfig(TrainableConfig):
+    # Quick profile: a 4x learning rate for 20 epochs (ml-100k: 0.0693 test NDCG@10 in 25 s on one
+    # thread; the full profile's 141 epochs reach 0.0752).
+    QUICK: ClassVar[dict[str, object]] = {"epochs": 20, "learning_rate": 2e-2}
+
     embedding_dim: int = 64
     n_layers: int = 3  # K
     l2: float = 1e-4  # on the layer-0 embeddings of each batch

