@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import math
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import time
 import types
@@ -409,9 +411,25 @@ def train_one(
 _worker: dict[str, object] = {}
 
 
-def _start_worker(threads: int, queue: multiprocessing.Queue) -> None:
+def _start_worker(threads: int, queue: multiprocessing.Queue, parent: int) -> None:
     os.environ["DEEPREC_NUM_THREADS"] = str(threads)  # read by resolve_device
     _worker["queue"] = queue
+    _die_with(parent)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """On Linux the kernel kills this worker when the training process dies (killed, out of
+    memory), so no orphan stores a model after the job that held the dataset's lock is gone."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # elsewhere an orphan finishes its model (written atomically) and then exits
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
 
 
 def _started() -> None:
@@ -484,7 +502,7 @@ def _train_in_workers(
                 progress(event)
 
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(threads, queue)) as pool:  # fmt: skip
+                             initargs=(threads, queue, os.getpid())) as pool:  # fmt: skip
         with _script_hidden_from_workers():
             # The pool spawns a process per task while none is idle: one task each starts them all now.
             wait([pool.submit(_started) for _ in range(workers)])

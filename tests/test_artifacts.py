@@ -104,6 +104,33 @@ def test_leaderboard_sorts_by_ndcg_with_cis(synthetic, synthetic_split, isolated
     assert board["NDCG@10 95% CI"].str.startswith("[").all()
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _cli(*args, env):
     return subprocess.Popen([sys.executable, "-m", "recsys_core", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -123,7 +150,7 @@ def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(is
     second = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     (isolated_store / "synthetic" / ".train.lock").write_text("")  # the first holder is gone
-    victim = _cli("train", "--dataset", "synthetic", "--models", "bpr,ease", "--no-maps", env=env)
+    victim = _cli("train", "--dataset", "synthetic", "--models", "sasrec,ease", "--no-maps", "--workers", "2", env=env)
     # The holder writes its pid into the lock file once it has the lock.
     lock = isolated_store / "synthetic" / ".train.lock"
     deadline = time.time() + 60
@@ -134,8 +161,18 @@ def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(is
     assert second.wait(timeout=120) == 3
     assert "already running" in second.stderr.read()
     assert victim.poll() is None, "the training finished before it could be killed"
+    workers = []  # it trains its two models in two worker processes
+    while time.time() < deadline + 60 and len(workers) < 2:
+        workers = [pid for pid in children(victim.pid) if b"spawn_main" in cmdline(pid)]
+        time.sleep(0.05)
+    assert len(workers) == 2 and victim.poll() is None
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    # The workers die with it: none stores a model after the lock holder is gone.
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]
 
     from recsys_core.data import make_synthetic
 
