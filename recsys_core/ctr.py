@@ -7,8 +7,9 @@
    rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs; most rankers
    also leave the always-empty history fields out); each ranker is trained on the 80%, its epoch
    chosen on validation AUC, and AUC/LogLoss reported on the 10% test rows. Statistics of the
-   training rows (label and rating means, activity, recent labels) can be added as fields
-   (``ROW_FEATURES``); on ml-100k they lowered validation AUC, so none is used.
+   training rows (label and rating means, activity, recent labels, the row's place in the user's
+   history) can be added as fields (``ROW_FEATURES``); on ml-100k only the last one raised
+   validation AUC, of dcn and xdeepfm, which read it.
 2. Held-out rows of the top-K protocol (SPEC section 3): each evaluated user's held-out item as a
    positive against sampled unseen items as negatives, scored with the stage's input history.
 
@@ -61,18 +62,23 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 # - wide_deep batch 2048/512: 0.7971/0.8002, no history fields: 0.8011; xdeepfm batch 2048/512:
 #   0.7940/0.7952, no history fields: 0.7959; dlrm batch 2048/512/256: 0.7877/0.7940/0.7924, k 32 at 512:
 #   0.7934, no history fields: 0.7858.
-# The row features all lowered validation AUC, so no ranker reads them (CTR_ROW_FEATURES is empty).
+# - every ranker given the user's liked training items as its history (out of fold, history fields
+#   on, as FISM or SVD++'s implicit factors): fm 0.7976, dcn 0.8012, deepfm 0.7991, ffm 0.8046: no gain;
+# - user_position (where the row sits in the user's training history; no label is read): dcn 0.8057
+#   (with user_activity too 0.8055; then cross layers 2: 0.8039, k 32: 0.8043, weight decay 3e-4:
+#   0.8033, hidden (512, 256): 0.8018), xdeepfm 0.7978, ffm 0.8052, wide_deep 0.8011, deepfm 0.7997,
+#   fm 0.7969, dlrm 0.7870.
+# The label and rating features all lowered validation AUC; user_position raised dcn's and xdeepfm's,
+# so those two read it, and no other ranker reads a row feature (CTR_ROW_FEATURES is empty).
 HISTORY_FIELDS = ("last_item", "history_genres", "recent_items")
-# With ``liked_history`` a ranker's history is the user's liked training items (``with_liked_history``).
-LIKED_HISTORY = 50
 CTR_ROW_FEATURES: tuple[str, ...] = ()
 CTR_MODEL_SETTINGS = {
     "ffm": {"embedding_dim": 8},
     "fm": {"embedding_dim": 32, "batch_size": 512, "learning_rate": 2e-3, "drop_fields": HISTORY_FIELDS},
-    "dcn": {"weight_decay": 1e-4, "batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "dcn": {"weight_decay": 1e-4, "batch_size": 512, "drop_fields": HISTORY_FIELDS, "row_features": ("user_position",)},
     "deepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
     "wide_deep": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
-    "xdeepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
+    "xdeepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS, "row_features": ("user_position",)},
     "dlrm": {"batch_size": 512},
 }
 FRACTIONS = (0.8, 0.1, 0.1)
@@ -105,6 +111,7 @@ ROW_FEATURES = {
     "user_label": ("user", "label"), "item_label": ("item", "label"),
     "user_rating": ("user", "rating"), "item_rating": ("item", "rating"),
     "user_activity": ("user", None), "user_recent_label": ("user", "recent"),
+    "user_position": ("user", "position"),
 }  # fmt: skip
 RECENT_ROWS = 10  # user_recent_label: the mean label of the user's last RECENT_ROWS earlier training rows
 N_FEATURE_BUCKETS = 10
@@ -158,38 +165,18 @@ def recent_label_codes(
     return np.where(window > 0, 1 + np.rint(10 * mean), 0).astype(np.int64)
 
 
-def liked_items(users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int, length: int) -> np.ndarray:
-    """(n_users + 1, length): each user's ``length`` most recent of the given (liked) rows' items,
-    oldest first, left-padded with 0 as the rankers' histories are."""
-    order = np.lexsort((times, users))  # by user, then time
-    users, items = users[order], items[order]
-    from_end = np.searchsorted(users, users, side="right") - 1 - np.arange(len(users))  # 0: the user's latest
-    keep = from_end < length
-    table = np.zeros((n_users + 1, length), dtype=np.int64)
-    table[users[keep], length - 1 - from_end[keep]] = items[keep]
-    return table
-
-
-def with_liked_history(split: CtrSplit, n_users: int, length: int, seed: int = 0) -> CtrSplit:
-    """A copy of ``split`` whose rows carry a ``history``: the items the user liked (label 1) in
-    training rows, so a ranker's history fields read taste, not mere exposure (``recent_items``
-    pools their embeddings, an item-item term as in FISM or SVD++'s implicit factors). Out of fold,
-    as the row features: a training row reads the likes of the other folds' rows only, so whether
-    its own item is in its history never tells its label; validation and test rows read them all."""
-    if all("history" in rows for rows in (split.train, split.valid, split.test)):
-        return split
-    train, times = split.train, split.timestamps[0]
-    liked = train["label"] == 1
-    fold = np.random.default_rng(seed).integers(0, N_FOLDS, len(liked))
-    history = np.zeros((len(liked), length), dtype=np.int64)
-    for k in range(N_FOLDS):
-        others = liked & (fold != k)
-        table = liked_items(train["user"][others], train["item"][others], times[others], n_users, length)
-        history[fold == k] = table[train["user"][fold == k]]
-    table = liked_items(train["user"][liked], train["item"][liked], times[liked], n_users, length)
-    return CtrSplit({**train, "history": history}, {**split.valid, "history": table[split.valid["user"]]},
-                    {**split.test, "history": table[split.test["user"]]}, split.popularity, split.train_rating,
-                    split.timestamps)  # fmt: skip
+def position_codes(
+    train_users: np.ndarray, train_times: np.ndarray, users: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """For rows (``users``, ``times``): the share of the user's training rows strictly earlier than
+    the row (where it sits in the user's history: MovieLens asked new users to rate films first),
+    as code 1 + its decile (0: a user with no training rows). No label is read."""
+    key = np.sort(train_users.astype(np.int64) << 32 | train_times.astype(np.int64))
+    first = np.searchsorted(key, users.astype(np.int64) << 32)
+    total = np.searchsorted(key, (users.astype(np.int64) + 1) << 32) - first
+    before = np.searchsorted(key, users.astype(np.int64) << 32 | times.astype(np.int64)) - first
+    share = before / np.maximum(total, 1)
+    return np.where(total > 0, 1 + np.minimum((share * N_FEATURE_BUCKETS).astype(np.int64), N_FEATURE_BUCKETS - 1), 0)
 
 
 def row_features_of(model: str) -> tuple[str, ...]:
@@ -219,6 +206,10 @@ def with_row_features(
             codes = np.where(seen, decile_codes(count, count[seen]), 0)
             for rows in (split.train, split.valid, split.test):
                 rows[name] = codes[rows[entity]]
+            continue
+        if target == "position":
+            for rows, times in zip((split.train, split.valid, split.test), split.timestamps, strict=True):
+                rows[name] = position_codes(train["user"], split.timestamps[0], rows["user"], times)
             continue
         if target == "recent":
             for rows, times in zip((split.train, split.valid, split.test), split.timestamps, strict=True):
@@ -305,8 +296,6 @@ def train_on_rows(
     features = side_features(dataset, split.popularity)
     settings = {**CTR_TRAINING, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}
     split, row_fields = with_row_features(split, settings.pop("row_features", CTR_ROW_FEATURES), dataset, seed)
-    if settings.pop("liked_history", False):
-        split = with_liked_history(split, dataset.n_users, settings.setdefault("history_len", LIKED_HISTORY), seed)
     model = build_model(name, dataset.n_users, dataset.n_items, features=features, row_fields=row_fields,
                         **settings).to(device)  # fmt: skip
     config = model.config
@@ -344,9 +333,6 @@ def evaluate_ctr(
         started = time.perf_counter()
         try:
             featured, _ = with_row_features(split, row_features_of(name), dataset, seed)
-            if CTR_MODEL_SETTINGS.get(name, {}).get("liked_history"):
-                history_len = CTR_MODEL_SETTINGS[name].get("history_len", LIKED_HISTORY)
-                featured = with_liked_history(featured, dataset.n_users, history_len, seed)
             model, info = train_on_rows(name, dataset, featured, torch_device, seed, max_epochs, progress)
         except (ValueError, RuntimeError, FloatingPointError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}"}

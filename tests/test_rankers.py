@@ -18,6 +18,7 @@ from recsys_core.ctr import (
     held_out_rows,
     out_of_fold_means,
     popularity_logits,
+    position_codes,
     recent_label_codes,
     row_logits,
     scores_of,
@@ -303,6 +304,15 @@ def test_a_recent_label_mean_reads_only_the_users_earlier_training_rows():
         assert recent_label_codes(users, times, flipped, users, times)[row] == codes[row]
 
 
+def test_a_rows_position_is_its_place_in_the_users_training_history():
+    users = np.array([1, 1, 1, 1, 2, 2])
+    times = np.array([10, 20, 30, 30, 5, 40])
+    # User 1 has 4 training rows: 0, 1, 2 and 2 of them strictly earlier (shares 0, .25, .5, .5).
+    assert position_codes(users, times, users, times).tolist() == [1, 3, 6, 6, 1, 6]
+    # After every training row: the last decile; a user with no training rows: unknown.
+    assert position_codes(users, times, np.array([1, 3]), np.array([31, 50])).tolist() == [10, 0]
+
+
 def planted_user_propensity_dataset(n_users: int = 300, n_items: int = 80, per_user: int = 20, seed: int = 0):
     """Each user likes (rating 5) about 85% or 15% of what they rate, whatever the item: a label the
     users' training-row label means show, and popularity cannot."""
@@ -319,7 +329,7 @@ def planted_user_propensity_dataset(n_users: int = 300, n_items: int = 80, per_u
 def test_row_features_come_from_training_rows_and_a_ranker_reads_them():
     dataset = planted_user_propensity_dataset()
     split = ctr_split(dataset)
-    names = ("user_label", "item_label", "user_rating", "user_activity", "user_recent_label")
+    names = ("user_label", "item_label", "user_rating", "user_activity", "user_recent_label", "user_position")
     featured, row_fields = with_row_features(split, names, dataset)
     assert "user_label" not in split.train
     for rows in (featured.train, featured.valid, featured.test):
