@@ -34,13 +34,19 @@ class ConfigField:
     choices: tuple[str, ...] = ()  # the allowed values of a "str" field, when they are a fixed set
 
 
+def quick_settings(model_name: str) -> dict[str, object]:
+    """What the quick profile changes for a model (its config class's ``QUICK``): fewer epochs, and
+    the faster settings that still land near the full profile (docs/benchmarks.md measures both)."""
+    return dict(getattr(REGISTRY[model_name].config_class, "QUICK", {}))
+
+
 def config_fields(model_name: str, quick: bool = False) -> list[ConfigField]:
     """The editable fields of a model's config, main ones first; with ``quick``, the defaults are
     the quick profile's (what a quick training runs with unless the form changes them)."""
     if model_name not in REGISTRY:
         raise KeyError(f"unknown model {model_name!r}")
     config_class = REGISTRY[model_name].config_class
-    profile = getattr(config_class, "QUICK", {}) if quick else {}
+    profile = quick_settings(model_name) if quick else {}
     hints = typing.get_type_hints(config_class)
     comments = _field_comments(config_class)
     choices = dict(getattr(config_class, "CHOICES", {}))
@@ -72,9 +78,8 @@ def parse_overrides(model_name: str, values: dict[str, object], quick: bool = Fa
         value = _coerce(model_name, fields[name], raw)
         if value != fields[name].default:
             overrides[name] = value
-    config_class = REGISTRY[model_name].config_class
     try:
-        config_class(**{**(getattr(config_class, "QUICK", {}) if quick else {}), **overrides})
+        REGISTRY[model_name].config_class(**{**(quick_settings(model_name) if quick else {}), **overrides})
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{model_name}: {error}") from error
     return overrides

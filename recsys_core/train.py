@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from recsys_core.artifacts import ArtifactError, load_artifact, save_artifact, training_lock
+from recsys_core.configs import quick_settings
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
 from recsys_core.data.features import SideFeatures, side_features
 from recsys_core.data.split import PROTOCOL, Split
@@ -69,15 +70,23 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
+def cpu_threads() -> int:
+    """The CPU threads training may use: all cores, unless DEEPREC_NUM_THREADS caps them for a
+    machine shared with other jobs (oversubscribed torch threads spin-wait and run many times slower)."""
+    return int(os.environ.get("DEEPREC_NUM_THREADS", 0)) or os.cpu_count() or 1
+
+
+def mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device_name(choice: str = "auto") -> str:
     """``auto`` as what it means here: CUDA if available, else Apple MPS, else the CPU."""
     if choice != "auto":
         return choice
     if torch.cuda.is_available():
         return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return "mps" if mps_available() else "cpu"
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
@@ -86,9 +95,7 @@ def resolve_device(choice: str = "auto") -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but no CUDA GPU is available")
     if choice == "cpu":
-        # All cores by default; DEEPREC_NUM_THREADS caps it for a machine shared with other jobs,
-        # where oversubscribed torch threads spin-wait and run many times slower.
-        torch.set_num_threads(int(os.environ.get("DEEPREC_NUM_THREADS", 0)) or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads())
     return torch.device(choice)
 
 
@@ -101,7 +108,7 @@ def available_devices() -> dict[str, str]:
         devices["cuda"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB" + (
             f" (GPU 0 of {count})" if count > 1 else ""
         )
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if mps_available():
         devices["mps"] = "Apple MPS"
     cap = int(os.environ.get("DEEPREC_NUM_THREADS", 0))
     devices["cpu"] = f"CPU, {os.cpu_count()} cores" + (f" (capped at {cap} threads)" if cap else "")
@@ -234,12 +241,6 @@ def fit(
 # --------------------------------------------------------------------------- train and store
 
 
-def quick_settings(name: str) -> dict[str, object]:
-    """What the quick profile changes for a model (its config class's ``QUICK``): fewer epochs, and
-    the faster settings that still land near the full profile (docs/benchmarks.md measures both)."""
-    return dict(getattr(REGISTRY[name].config_class, "QUICK", {}))
-
-
 def prerequisites(name: str, settings: dict[str, object] | None = None) -> set[str]:
     """The stored models a model starts from: pre-trained weights, or a retriever's candidates."""
     config = REGISTRY[name].config_class(**(settings or {}))
@@ -247,6 +248,9 @@ def prerequisites(name: str, settings: dict[str, object] | None = None) -> set[s
     if getattr(config, "candidates_from", None):
         needs.add(config.candidates_from)
     return needs
+
+
+MAX_WORKERS = 4
 
 
 def default_workers(device: str = "auto", cores: int | None = None) -> int:
@@ -257,9 +261,6 @@ def default_workers(device: str = "auto", cores: int | None = None) -> int:
     if resolve_device_name(device) != "cpu":
         return 1
     return max(1, min(MAX_WORKERS, cores or os.cpu_count() or 1))
-
-
-MAX_WORKERS = 4
 
 
 @dataclass
@@ -294,7 +295,6 @@ def train_models(
     order of ``models``.
     """
     dataset = load_dataset(dataset_name)
-    split = temporal_leave_last_out(dataset)
     settings = {name: {**(quick_settings(name) if quick else {}), **(overrides or {}).get(name, {})} for name in models}
     workers = max(1, min(workers, len(models)))
     needs = {name: prerequisites(name, settings[name]) & set(models) for name in models}
@@ -304,11 +304,11 @@ def train_models(
     order = sorted(models, key=lambda name: (REGISTRY[name].trainable, name not in waited_for))
     with training_lock(dataset.name):
         if workers == 1:
-            context = TrainingContext.build(dataset, split, device)
+            context = TrainingContext.build(dataset, temporal_leave_last_out(dataset), device)
             done = {name: train_one(context, name, settings[name], quick, seed, progress) for name in order}
             for name in order if maps else ():
                 if done[name].ok:
-                    add_notes(done[name], draw_stored_maps(dataset, split, name))
+                    add_notes(done[name], draw_stored_maps(dataset, context.split, name))
         else:
             done = _train_in_workers(dataset_name, order, needs, settings, device, quick, seed, progress, workers, maps)
     return [done[name] for name in models]
@@ -412,7 +412,7 @@ _worker: dict[str, object] = {}
 
 
 def _start_worker(threads: int, queue: multiprocessing.Queue, parent: int) -> None:
-    os.environ["DEEPREC_NUM_THREADS"] = str(threads)  # read by resolve_device
+    os.environ["DEEPREC_NUM_THREADS"] = str(threads)  # read by cpu_threads, for resolve_device
     _worker["queue"] = queue
     _die_with(parent)
 
@@ -486,7 +486,7 @@ def _train_in_workers(
     """Train the models in ``workers`` processes, in ``order``, each as soon as the models it
     ``needs`` are stored; then, with ``maps``, draw their maps in the same processes."""
     pending = list(order)
-    threads = max(1, (int(os.environ.get("DEEPREC_NUM_THREADS", 0)) or os.cpu_count() or 1) // workers)
+    threads = max(1, cpu_threads() // workers)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     reports: dict[str, TrainReport] = {}
