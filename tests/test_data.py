@@ -187,3 +187,18 @@ def test_real_movielens_100k_is_verified_and_cached(ml100k, tmp_path):
         "timestamp": ml100k.interactions["timestamp"],
     })  # fmt: skip
     assert canonical_ratings_sha256(ratings) == movielens.ML100K_RATINGS_SHA256
+
+
+def test_concurrent_first_use_writes_do_not_collide(tmp_path):
+    # Several processes (training workers) may fetch the dataset at once; each write goes
+    # through a temporary file of its own, so none renames another's away.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys_core.data.movielens import _write_atomically
+
+    target = tmp_path / "u.data"
+    payloads = [f"payload {n}\n".encode() * 20_000 for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda payload: _write_atomically(target, payload), payloads * 4))
+    assert target.read_bytes() in payloads
+    assert [p.name for p in tmp_path.iterdir()] == ["u.data"]

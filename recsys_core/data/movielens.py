@@ -191,9 +191,17 @@ def _fetch_recbole_copy(folder: Path) -> None:
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(payload)
-    tmp.replace(path)
+    # A temporary name of its own: two processes fetching the dataset at first use (training
+    # workers, say) would otherwise rename each other's file away.
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False) as tmp:
+        partial = Path(tmp.name)
+        try:
+            tmp.write(payload)
+        except OSError:
+            tmp.close()
+            partial.unlink(missing_ok=True)
+            raise
+    partial.replace(path)
 
 
 def _parse_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
