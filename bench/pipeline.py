@@ -38,6 +38,7 @@ from recsys_core.ctr import (  # noqa: E402
     CTR_MODEL_SETTINGS,
     CTR_PROTOCOL,
     CTR_TRAINING,
+    RATING_LEVELS,
     evaluate_ctr,
     held_out_rows,
     popularity_logits,
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--no-ctr", action="store_true")
     parser.add_argument("--ctr-from", type=Path, default=None,
                         help="reuse the JSON of `python -m recsys_core evaluate --protocol ctr --json`")  # fmt: skip
+    parser.add_argument("--ctr-label-only-from", type=Path, default=None,
+                        help="reuse the JSON of the same command with --label-only")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -144,7 +147,7 @@ def main() -> None:
         "",
     ]
     if not args.no_ctr:
-        lines += ctr_table(args.dataset, args.ctr_from)
+        lines += ctr_table(args.dataset, args.ctr_from, args.ctr_label_only_from)
     lines += [f"Whole run: {time.perf_counter() - started:.0f} s.", MARKER]
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
     print("\n".join(lines))
@@ -197,24 +200,29 @@ def pipeline_latency(retriever, ranker, dataset, split) -> str:
     return ", ".join(f"{np.percentile(t, 50):.1f} / {np.percentile(t, 95):.1f}" for t in timings.values())
 
 
-def ctr_table(dataset_name: str, from_file: Path | None = None) -> list[str]:
+def ctr_table(dataset_name: str, from_file: Path | None = None, label_only_file: Path | None = None) -> list[str]:
     started = time.perf_counter()
-    results = json.loads(from_file.read_text())["models"] if from_file else evaluate_ctr(dataset_name)
+
+    def models(path: Path | None, label_only: bool) -> dict[str, dict]:
+        return json.loads(path.read_text())["models"] if path else evaluate_ctr(dataset_name, label_only=label_only)
+
+    results, label_only = models(from_file, False), models(label_only_file, True)
     lines = [
         f"### Explicit-label protocol (`python -m recsys_core evaluate --protocol ctr`), {dataset_name}",
         "",
-        f"{CTR_PROTOCOL}. Settings for this protocol: {CTR_TRAINING}, and per model {CTR_MODEL_SETTINGS}, each "
-        "chosen on validation AUC (see recsys_core/ctr.py). RecBole 1.2.1 with its defaults on this protocol "
-        "(its own random split), measured on this kind of machine (issue 5). Popularity: the item's "
-        "training-row count as the score.",
+        f"{CTR_PROTOCOL}. Settings for this protocol: {CTR_TRAINING}, ordinal thresholds {RATING_LEVELS}, and per "
+        f'model {CTR_MODEL_SETTINGS}, each chosen on validation AUC (see recsys_core/ctr.py). "label only": the '
+        "same rankers trained on the label alone (`--label-only`), as RecBole trains; the validation and test rows "
+        "are the same. RecBole 1.2.1 with its defaults on this protocol (its own random split), measured on this "
+        "kind of machine (issue 5). Popularity: the item's training-row count as the score.",
         "",
-        "| model | test AUC | test LogLoss | valid AUC | best epoch | train s | RecBole AUC / LogLoss "
-        "| AUC >= RecBole |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | test AUC | test LogLoss | valid AUC | best epoch | train s | test AUC, label only "
+        "| RecBole AUC / LogLoss | AUC >= RecBole |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in results.items():
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error']} |||||||")
+            lines.append(f"| {name} | failed: {row['error']} ||||||||")
             continue
         ref = RECBOLE_CTR.get(name)
         reference = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else "-"
@@ -223,11 +231,13 @@ def ctr_table(dataset_name: str, from_file: Path | None = None) -> list[str]:
         valid = f"{row['valid AUC']:.4f}" if "valid AUC" in row else "-"
         epoch = row.get("best_epoch", "-")
         seconds = f"{row['seconds']:.0f}" if "seconds" in row else "-"
-        lines.append(f"| {name} | {row['AUC']:.4f} | {logloss} | {valid} | {epoch} | {seconds} | {reference} "
-                     f"| {verdict} |")  # fmt: skip
+        alone = label_only.get(name, {})
+        alone = f"{alone['AUC']:.4f}" if "AUC" in alone and name != "popularity" else "-"
+        lines.append(f"| {name} | {row['AUC']:.4f} | {logloss} | {valid} | {epoch} | {seconds} | {alone} "
+                     f"| {reference} | {verdict} |")  # fmt: skip
     source = (
-        f"read from `{from_file.name}`, the CLI's output in the same session"
-        if from_file
+        f"read from `{from_file.name}` and `{label_only_file.name}`, the CLI's output in the same session"
+        if from_file and label_only_file
         else (f"{time.perf_counter() - started:.0f} s")
     )
     lines += ["", f"Explicit-label run: {source}.", ""]

@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--seeds", type=int, default=1,
                           help="ctr protocol: also split and train with seeds 1..N-1 and report each model's mean "
                           "and standard deviation over the N seeds (seed 0 stays the headline)")  # fmt: skip
+    evaluate.add_argument("--label-only", action="store_true",
+                          help="ctr protocol: train on the label alone, without the ordinal terms of the other "
+                          "star thresholds (as RecBole trains)")  # fmt: skip
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
     rec = commands.add_parser("recommend", help="answer JSON-lines requests from stdin")
@@ -212,18 +215,20 @@ def _evaluate_ctr(args: argparse.Namespace) -> int:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        runs = [evaluate_ctr(args.dataset, names, device=args.device, seed=seed, max_epochs=args.max_epochs)
+        runs = [evaluate_ctr(args.dataset, names, device=args.device, seed=seed, max_epochs=args.max_epochs,
+                             label_only=args.label_only)
                 for seed in range(args.seeds)]  # fmt: skip
     except CtrUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     results = runs[0]
     spread = over_seeds(runs) if args.seeds > 1 else {}
+    protocol = CTR_PROTOCOL + ("; label only, no ordinal terms" if args.label_only else "")
     if args.json:
-        out = {"dataset": args.dataset, "protocol": CTR_PROTOCOL, "models": results}
+        out = {"dataset": args.dataset, "protocol": protocol, "models": results}
         print(json.dumps(out | ({"over_seeds": spread} if spread else {}), indent=2))
     else:
-        print(f"Test AUC and LogLoss on {args.dataset} ({CTR_PROTOCOL})")
+        print(f"Test AUC and LogLoss on {args.dataset} ({protocol})")
         print(f"{'model':<12}{'AUC':>10}{'LogLoss':>10}{'epoch':>7}{'seconds':>9}")
         for name, row in results.items():
             if "error" in row:

@@ -3,13 +3,14 @@
 1. The explicit-label protocol (``evaluate --protocol ctr``), the usual click-through-rate setup
    that peers such as RecBole report, so our rankers can be compared with theirs: interactions
    split at random 80/10/10 (seeded), label = rating >= 4, user and item features plus the
-   interaction's weekday and hour (no history: with a random split the history fields made the
-   rankers overfit, validation AUC -0.007 for fm and -0.018 for deepfm in our runs; most rankers
-   also leave the always-empty history fields out); each ranker is trained on the 80%, its epoch
-   chosen on validation AUC, and AUC/LogLoss reported on the 10% test rows. Statistics of the
-   training rows (label and rating means, activity, recent labels, the row's place in the user's
-   history) can be added as fields (``ROW_FEATURES``); on ml-100k only the last one raised
-   validation AUC, of dcn and xdeepfm, which read it.
+   interaction's weekday and hour, and for most rankers the items the user rated in training as
+   the history (``RATED_HISTORY``); each ranker is trained on the 80%, its epoch chosen on
+   validation AUC, and AUC/LogLoss reported on the 10% test rows. The rankers learn
+   the label and, from the training rows' stars, the other thresholds of the rating (an ordinal
+   auxiliary loss, ``RankerConfig.rating_levels``); validation and test rows are scored on the
+   label alone. Statistics of the training rows (label and rating means, activity, recent labels,
+   the row's place in the user's history) can be added as fields (``ROW_FEATURES``); on ml-100k
+   only the last one raised validation AUC, and the rankers it helped read it.
 2. Held-out rows of the top-K protocol (SPEC section 3): each evaluated user's held-out item as a
    positive against sampled unseen items as negatives, scored with the stage's input history.
 
@@ -31,11 +32,13 @@ from recsys_core.data.split import Split
 from recsys_core.evaluate import auc, log_loss
 from recsys_core.models import REGISTRY, build_model
 from recsys_core.models.base import Batch, Recommender
+from recsys_core.models.ranking import RankerConfig
 from recsys_core.train import ProgressCallback, fit, resolve_device, seed_everything
 
 CTR_PROTOCOL = (
     "explicit labels: interactions split at random 80/10/10 (seed 0), label = rating >= 4; user and item "
-    "features, weekday and hour; epoch chosen on validation AUC (patience 10), AUC and LogLoss on test"
+    "features, weekday and hour; trained on the 80% (label, plus the other star thresholds as an ordinal "
+    "auxiliary loss); epoch chosen on validation AUC (patience 10), AUC and LogLoss on test"
 )
 POSITIVE_RATING = 4.0
 # RecBole-like early stopping for this protocol (its defaults: up to 300 epochs, 10 without a
@@ -48,8 +51,8 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 # 0.7929/0.7952, then batch 2048/512/256: 0.7952/0.7956/0.7955, then at batch 512 learning rate
 # 2e-3: 0.7972, weight decay 1e-4: 0.7970, both: 0.7967; dcn weight decay 1e-5/1e-4: 0.7976/0.7993, then batch
 # 2048/512/256: 0.7993/0.8004/0.8002; deepfm batch 2048/512: 0.7971/0.8006.
-# Then, from those settings (training seed 0 unless noted; "no history fields" is HISTORY_FIELDS
-# left out of the embeddings, as these rows never carry a history):
+# Then, from those settings (training seed 0 unless noted; "no history fields" is last_item,
+# history_genres and recent_items left out of the embeddings, as these rows carried no history):
 # - the same ffm with training seed 1: 0.8026, dcn: 0.8033, so differences under ~0.003 are
 #   mostly seed noise;
 # - ffm + ROW_FEATURES user_label and item_label: 0.7996, user_rating and item_rating: 0.7999,
@@ -68,18 +71,42 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 #   (with user_activity too 0.8055; then cross layers 2: 0.8039, k 32: 0.8043, weight decay 3e-4:
 #   0.8033, hidden (512, 256): 0.8018), xdeepfm 0.7978, ffm 0.8052, wide_deep 0.8011, deepfm 0.7997,
 #   fm 0.7969, dlrm 0.7870.
-# The label and rating features all lowered validation AUC; user_position raised dcn's and xdeepfm's,
-# so those two read it, and no other ranker reads a row feature (CTR_ROW_FEATURES is empty).
-HISTORY_FIELDS = ("last_item", "history_genres", "recent_items")
+# The label and rating features all lowered validation AUC; user_position raised dcn's and xdeepfm's.
+# - The ordinal auxiliary loss (RATING_LEVELS; the label's term plus the mean of the other
+#   thresholds' terms, weighing alike): dcn 0.8057 -> 0.8090 (its mean weighing 0.3/3 times the
+#   label's: 0.8085/0.8057; thresholds 3 and 5 only: 0.8087), ffm 0.8051 -> 0.8092 (weighing 3
+#   times: 0.8061), fm 0.7972 -> 0.8012, deepfm 0.8010 -> 0.8057, wide_deep 0.8011 -> 0.8033,
+#   xdeepfm 0.7978 -> 0.8051, dlrm 0.7940 -> 0.7925 (with user_position 0.7898): every ranker but
+#   dlrm learns it. Offsets started at 0 cost ffm 0.0005 (they had not left 0.5 by the best epoch).
+# - Then user_position, again: ffm 0.8100, deepfm 0.8074, wide_deep 0.8053 (these three now read
+#   it), fm 0.8015 (a gain under 0.001: not taken), xdeepfm without it 0.8030, dcn with item_position
+#   too (the row's place in the item's history) 0.8087, ffm 0.8084; then ffm k 16: 0.8115 (learning
+#   rate 5e-4: 0.8113); deepfm weight decay 1e-4: 0.8087 (as a check of the code, the same runs of
+#   the shipped settings: ffm 0.8115, deepfm 0.8095); wide_deep weight decay 1e-4: 0.8048; dcn +
+#   user_activity 0.8094, weight decay 1e-5 0.8091, k 32 0.8085, learning rate 1e-3 0.8096, dropout
+#   0.1/0.3 0.8098/0.8091, a second run from the best weights at a fifth of the rate: no better epoch.
+#   The users' zip region (RecBole reads zip codes): dcn 0.8084, ffm 0.8106, deepfm 0.8081; the
+#   user's training rows that day: dcn 0.8087, ffm 0.8097. None of those taken.
+# - RATED_HISTORY, each row's history the items its user rated in training (the last 200, own
+#   item left out; no label read, unlike the liked items above): dcn 0.8090 -> 0.8110 (the last
+#   50/100 items 0.8105/0.8103; without the genre mix of them 0.8099), fm 0.8012 -> 0.8044,
+#   deepfm 0.8095 -> 0.8105, wide_deep 0.8053 -> 0.8086, xdeepfm 0.8051 -> 0.8080; under 0.001:
+#   ffm 0.8115 -> 0.8116 (the last 50 alike; 729 s instead of 84: its field-aware pairs with the
+#   pooled field), dlrm 0.7940 -> 0.7913 (with the ordinal terms too: 0.7946). Taken by the five.
 CTR_ROW_FEATURES: tuple[str, ...] = ()
+RATING_LEVELS = (2.0, 3.0, 5.0)  # the star thresholds besides POSITIVE_RATING the ordinal terms learn
+# The rated items as history: pooled (recent_items) and as a genre mix (history_genres); the most
+# recent one as a field of its own (last_item) lowered validation AUC, dcn 0.8110 -> 0.8090 and
+# wide_deep 0.8086 -> 0.8073.
+RATED_HISTORY = {"rated_history": True, "history_len": 200, "drop_fields": ("last_item",)}
 CTR_MODEL_SETTINGS = {
-    "ffm": {"embedding_dim": 8},
-    "fm": {"embedding_dim": 32, "batch_size": 512, "learning_rate": 2e-3, "drop_fields": HISTORY_FIELDS},
-    "dcn": {"weight_decay": 1e-4, "batch_size": 512, "drop_fields": HISTORY_FIELDS, "row_features": ("user_position",)},
-    "deepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
-    "wide_deep": {"batch_size": 512, "drop_fields": HISTORY_FIELDS},
-    "xdeepfm": {"batch_size": 512, "drop_fields": HISTORY_FIELDS, "row_features": ("user_position",)},
-    "dlrm": {"batch_size": 512},
+    "ffm": {"embedding_dim": 16, "row_features": ("user_position",)},
+    "fm": {"embedding_dim": 32, "batch_size": 512, "learning_rate": 2e-3, **RATED_HISTORY},
+    "dcn": {"weight_decay": 1e-4, "batch_size": 512, "row_features": ("user_position",), **RATED_HISTORY},
+    "deepfm": {"batch_size": 512, "weight_decay": 1e-4, "row_features": ("user_position",), **RATED_HISTORY},
+    "wide_deep": {"batch_size": 512, "row_features": ("user_position",), **RATED_HISTORY},
+    "xdeepfm": {"batch_size": 512, "row_features": ("user_position",), **RATED_HISTORY},
+    "dlrm": {"batch_size": 512, "rating_levels": ()},
 }
 FRACTIONS = (0.8, 0.1, 0.1)
 
@@ -88,7 +115,7 @@ class CtrUnavailable(ValueError):
     """The dataset cannot be evaluated on the explicit-label protocol (no ratings, say)."""
 
 
-Rows = dict[str, np.ndarray]  # user, item, weekday, hour, label; optionally history (N, L)
+Rows = dict[str, np.ndarray]  # user, item, weekday, hour, label; training rows: rating; optionally history (N, L)
 
 
 @dataclass
@@ -97,7 +124,6 @@ class CtrSplit:
     valid: Rows
     test: Rows
     popularity: np.ndarray  # (n_items + 1,) training-row counts, for features and the popularity scorer
-    train_rating: np.ndarray  # (len(train),) the training rows' ratings, for the rating-mean features
     timestamps: tuple[np.ndarray, np.ndarray, np.ndarray]  # of the train, valid and test rows
 
 
@@ -179,9 +205,62 @@ def position_codes(
     return np.where(total > 0, 1 + np.minimum((share * N_FEATURE_BUCKETS).astype(np.int64), N_FEATURE_BUCKETS - 1), 0)
 
 
-def row_features_of(model: str) -> tuple[str, ...]:
-    """The ``ROW_FEATURES`` a ranker reads on this protocol."""
-    return tuple(CTR_MODEL_SETTINGS.get(model, {}).get("row_features", CTR_ROW_FEATURES))
+def rated_histories(
+    train_users: np.ndarray,
+    train_items: np.ndarray,
+    train_times: np.ndarray,
+    users: np.ndarray,
+    length: int,
+    own_items: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, length) histories for rows of ``users``: the user's last ``length`` training items in
+    time order, left-padded with 0, whatever their stars (the items a user chose to rate, as in
+    SVD++'s implicit feedback N(u)); no label is read. For training rows, ``own_items`` are their
+    items, each left out of its own row's history."""
+    order = np.lexsort((train_times, train_users))
+    items, bounds = train_items[order], np.searchsorted(train_users[order], np.arange(users.max(initial=0) + 2))
+    # A row's history is its user's last `length` items; a training row among them is replaced by
+    # the item before, so only the last `length + 1` items of a user matter.
+    tail = {}
+    out = np.zeros((len(users), length), dtype=np.int64)
+    for user in np.unique(users):
+        kept = items[bounds[user] : bounds[user + 1]][-(length + 1) :]
+        tail[user] = kept
+        last = kept[-length:]
+        if len(last):
+            out[users == user, length - len(last) :] = last
+    if own_items is None:
+        return out
+    for row in np.flatnonzero([own in tail[user][-length:] for user, own in zip(users, own_items, strict=True)]):
+        kept = tail[users[row]]
+        rest = np.delete(kept, np.flatnonzero(kept == own_items[row])[-1:])[-length:]
+        out[row] = 0
+        if len(rest):
+            out[row, length - len(rest) :] = rest
+    return out
+
+
+def ctr_settings(name: str, **overrides: object) -> dict[str, object]:
+    """A ranker's settings on this protocol: the protocol's, the model's own, then ``overrides``."""
+    return {**CTR_TRAINING, "rating_levels": RATING_LEVELS, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}
+
+
+def prepare_rows(
+    split: CtrSplit, dataset: Dataset, settings: dict[str, object], seed: int = 0
+) -> tuple[CtrSplit, dict[str, int], dict[str, object]]:
+    """The split as a ranker with ``settings`` reads it, its ``row_fields``, and the settings left
+    for its config: ``row_features`` (default ``CTR_ROW_FEATURES``) names the ``ROW_FEATURES`` its
+    rows carry, and ``rated_history`` gives every row its user's rated training items as history."""
+    settings = dict(settings)
+    split, row_fields = with_row_features(split, tuple(settings.pop("row_features", CTR_ROW_FEATURES)), dataset, seed)
+    if settings.pop("rated_history", False):
+        length = int(settings.get("history_len", RankerConfig.history_len))
+        if split.train.get("history", np.zeros((0, 0))).shape[1:] != (length,):
+            train, times = split.train, split.timestamps[0]
+            for rows in (split.train, split.valid, split.test):
+                own = rows["item"] if rows is split.train else None
+                rows["history"] = rated_histories(train["user"], train["item"], times, rows["user"], length, own)
+    return split, row_fields, settings
 
 
 def with_row_features(
@@ -189,8 +268,7 @@ def with_row_features(
 ) -> tuple[CtrSplit, dict[str, int]]:
     """A copy of ``split`` whose rows carry the named ``ROW_FEATURES`` as codes (those it has already
     are kept), and the ``row_fields`` of a ranker that reads them: name -> number of codes."""
-    split = CtrSplit({**split.train}, {**split.valid}, {**split.test}, split.popularity, split.train_rating,
-                     split.timestamps)  # fmt: skip
+    split = CtrSplit({**split.train}, {**split.valid}, {**split.test}, split.popularity, split.timestamps)
     train = split.train
     sizes = {"user": dataset.n_users + 1, "item": dataset.n_items + 1}
     for name in names:
@@ -215,7 +293,7 @@ def with_row_features(
             for rows, times in zip((split.train, split.valid, split.test), split.timestamps, strict=True):
                 rows[name] = recent_label_codes(train["user"], split.timestamps[0], train["label"], rows["user"], times)
             continue
-        values = train["label"].astype(np.float64) if target == "label" else split.train_rating
+        values = train["label"].astype(np.float64) if target == "label" else train["rating"].astype(np.float64)
         row_mean, row_count, full = out_of_fold_means(keys, values, n_keys, seed)
         reference = full[seen]
         train[name] = np.where(row_count > 0, decile_codes(row_mean, reference), 0)
@@ -241,9 +319,12 @@ def ctr_split(dataset: Dataset, seed: int = 0) -> CtrSplit:
     cuts = np.cumsum([round(f * len(order)) for f in FRACTIONS[:2]])
     parts = np.split(order, cuts)
     train, valid, test = ({k: v[p] for k, v in rows.items()} for p in parts)
+    # Training rows keep their stars (the rankers' ordinal terms and the rating features read them);
+    # validation and test rows carry only the label they are scored on.
+    train["rating"] = ratings[parts[0]].astype(np.float32)
     popularity = np.bincount(train["item"], minlength=dataset.n_items + 1).astype(np.float64)
     times = frame["timestamp"].to_numpy(dtype=np.int64)
-    return CtrSplit(train, valid, test, popularity, ratings[parts[0]], tuple(times[p] for p in parts))
+    return CtrSplit(train, valid, test, popularity, tuple(times[p] for p in parts))
 
 
 def row_batches(rows: Rows, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[Batch]:
@@ -290,15 +371,16 @@ def train_on_rows(
     progress: ProgressCallback | None = None,
     **overrides: object,
 ) -> tuple[Recommender, dict]:
-    """A ranker trained on the explicit-label rows; validation AUC picks the epoch. The setting
-    ``row_features`` (default ``CTR_ROW_FEATURES``) names the ``ROW_FEATURES`` it reads."""
+    """A ranker trained on the explicit-label rows with its ``ctr_settings`` (``overrides`` last);
+    validation AUC picks the epoch. Score other rows prepared alike (``prepare_rows``)."""
     seed_everything(seed)
     features = side_features(dataset, split.popularity)
-    settings = {**CTR_TRAINING, **CTR_MODEL_SETTINGS.get(name, {}), **overrides}
-    split, row_fields = with_row_features(split, settings.pop("row_features", CTR_ROW_FEATURES), dataset, seed)
+    split, row_fields, settings = prepare_rows(split, dataset, ctr_settings(name, **overrides), seed)
     model = build_model(name, dataset.n_users, dataset.n_items, features=features, row_fields=row_fields,
                         **settings).to(device)  # fmt: skip
     config = model.config
+    if config.rating_levels:
+        model.start_rating_offsets(split.train["rating"], split.train["label"])
     result = fit(
         model, None, device, seed, progress, max_epochs=max_epochs,
         batches=lambda rng: row_batches(split.train, config.batch_size, rng),
@@ -316,9 +398,11 @@ def evaluate_ctr(
     seed: int = 0,
     max_epochs: int | None = None,
     progress: ProgressCallback | None = None,
+    label_only: bool = False,
 ) -> dict[str, dict]:
     """Train and evaluate rankers on the explicit-label protocol: ``{model: {AUC, LogLoss, ...}}``,
-    with ``"popularity"`` as the floor. A ranker that fails gets ``{"error": message}``."""
+    with ``"popularity"`` as the floor. A ranker that fails gets ``{"error": message}``. With
+    ``label_only`` the rankers learn the label alone (no ordinal terms), as RecBole's do."""
     dataset = load_dataset(dataset_name)
     split = ctr_split(dataset, seed)
     torch_device = resolve_device(device)
@@ -332,8 +416,9 @@ def evaluate_ctr(
             continue
         started = time.perf_counter()
         try:
-            featured, _ = with_row_features(split, row_features_of(name), dataset, seed)
-            model, info = train_on_rows(name, dataset, featured, torch_device, seed, max_epochs, progress)
+            overrides = {"rating_levels": ()} if label_only else {}
+            featured, _, _ = prepare_rows(split, dataset, ctr_settings(name, **overrides), seed)
+            model, info = train_on_rows(name, dataset, featured, torch_device, seed, max_epochs, progress, **overrides)
         except (ValueError, RuntimeError, FloatingPointError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}"}
             continue

@@ -14,11 +14,14 @@ from sklearn.metrics import roc_auc_score
 from recsys_core.ctr import (
     N_FEATURE_BUCKETS,
     CtrUnavailable,
+    ctr_settings,
     ctr_split,
     held_out_rows,
     out_of_fold_means,
     popularity_logits,
     position_codes,
+    prepare_rows,
+    rated_histories,
     recent_label_codes,
     row_logits,
     scores_of,
@@ -313,6 +316,53 @@ def test_a_rows_position_is_its_place_in_the_users_training_history():
     assert position_codes(users, times, np.array([1, 3]), np.array([31, 50])).tolist() == [10, 0]
 
 
+def test_a_rated_history_is_the_users_other_training_items_in_time_order():
+    users, items = np.array([1, 1, 1, 2, 2, 1]), np.array([10, 11, 12, 20, 21, 13])
+    times = np.array([1, 2, 3, 1, 2, 4])
+    # Other rows read every training item of their user (the last 2 here); a user with none: padding.
+    assert rated_histories(users, items, times, np.array([1, 2, 3]), 2).tolist() == [[12, 13], [20, 21], [0, 0]]
+    # A training row leaves its own item out, and the item before takes its place.
+    own = rated_histories(users, items, times, users, 2, own_items=items)
+    assert own.tolist() == [[12, 13], [12, 13], [11, 13], [0, 21], [0, 20], [11, 12]]
+
+
+def planted_rated_set_dataset(n_users: int = 400, n_items: int = 60, per_user: int = 8, seed: int = 0):
+    """Users like the items of their hidden group and rate mostly those: a user's few labels say
+    little, the items they chose to rate (rated by their group alike) say which group they are in."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 2, n_users)
+    rows = []
+    for u in range(n_users):
+        own = rng.random(per_user) < 0.7
+        picks = 2 * rng.integers(0, n_items // 2, per_user) + np.where(own, group[u], 1 - group[u])
+        rows += [(f"u{u}", f"i{i}", 5.0 if i % 2 == group[u] else 2.0, 1_600_000_000 + 60 * (len(rows) + n))
+                 for n, i in enumerate(np.unique(picks))]  # fmt: skip
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
+                          "genres": "Drama", "year": 1990})  # fmt: skip
+    return build_dataset("planted-rated-set", ratings, items, source="test")
+
+
+def test_a_ranker_reads_the_users_rated_items_as_its_history():
+    dataset = planted_rated_set_dataset()
+    split = ctr_split(dataset)
+    aucs = {}
+    for rated in (False, True):
+        settings = {
+            "learning_rate": 1e-2,
+            "rating_levels": (),
+            "rated_history": rated,
+            "history_len": 20,
+            "drop_fields": ("last_item",) if rated else ("last_item", "history_genres", "recent_items"),
+        }
+        prepared, _, left = prepare_rows(split, dataset, ctr_settings("fm", **settings))
+        assert "rated_history" not in left and ("history" in prepared.test) == rated
+        model, _ = train_on_rows("fm", dataset, prepared, torch.device("cpu"), max_epochs=25, **settings)
+        aucs[rated] = auc(prepared.test["label"], row_logits(model, prepared.test))
+    # Measured: 0.923 from ids and labels alone, 0.958 with the rated items.
+    assert aucs[True] > aucs[False] + 0.02
+
+
 def planted_user_propensity_dataset(n_users: int = 300, n_items: int = 80, per_user: int = 20, seed: int = 0):
     """Each user likes (rating 5) about 85% or 15% of what they rate, whatever the item: a label the
     users' training-row label means show, and popularity cannot."""
@@ -350,6 +400,57 @@ def test_row_features_come_from_training_rows_and_a_ranker_reads_them():
     assert auc(featured.test["label"], row_logits(model, featured.test)) > 0.75
     unknown = {k: v for k, v in featured.test.items() if k != "user_label"}
     assert not np.allclose(row_logits(model, unknown), row_logits(model, featured.test))
+
+
+def planted_stars_dataset(n_users: int = 300, n_items: int = 600, per_user: int = 12, seed: int = 0):
+    """Stars grow with a planted item quality; each item has about 5 training rows, too few for its
+    label count (rating >= 4) to show its quality, while its stars below the threshold still do."""
+    rng = np.random.default_rng(seed)
+    quality = rng.random(n_items)
+    rows = [(f"u{u}", f"i{i}", float(np.clip(np.rint(0.5 + 4.6 * quality[i] + rng.normal(0, 0.5)), 1, 5)),
+             1_600_000_000 + u * 10_000 + int(i))
+            for u in range(n_users) for i in rng.choice(n_items, per_user, replace=False)]  # fmt: skip
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
+                          "genres": "Drama", "year": 1990})  # fmt: skip
+    return build_dataset("planted-stars", ratings, items, source="test")
+
+
+def test_ordinal_terms_learn_from_the_stars_below_the_label():
+    dataset = planted_stars_dataset()
+    split = ctr_split(dataset)
+    assert "rating" in split.train and "rating" not in split.valid and "rating" not in split.test
+    aucs = {}
+    for levels in ((), (2, 3, 5)):
+        model, _ = train_on_rows("fm", dataset, split, torch.device("cpu"), max_epochs=10, learning_rate=1e-2,
+                                 rating_levels=levels)  # fmt: skip
+        aucs[levels] = auc(split.test["label"], row_logits(model, split.test))
+    # Measured: 0.913 with the label alone, 0.936 with the ordinal terms.
+    assert aucs[(2, 3, 5)] > aucs[()] + 0.01
+    # The offsets start at the training rows' log-odds and keep the thresholds' order.
+    offsets = model.rating_offsets.detach().numpy()
+    assert offsets[0] > offsets[1] > 0 > offsets[2]
+
+
+def test_the_ordinal_loss_is_the_label_term_plus_the_mean_threshold_term():
+    dataset = planted_stars_dataset(n_users=20, n_items=30, per_user=10)
+    features = side_features(dataset, np.ones(dataset.n_items + 1))
+    model = build_model("fm", dataset.n_users, dataset.n_items, features=features, rating_levels=(2, 3, 5))
+    with torch.no_grad():
+        model.rating_offsets.copy_(torch.tensor([2.0, 1.0, -1.0]))
+    rating = torch.tensor([1.0, 3.0, 4.0, 5.0])
+    batch = {"user": torch.tensor([1, 2, 3, 4]), "item": torch.tensor([1, 2, 3, 4]),
+             "history": torch.zeros(4, 1, dtype=torch.long), "label": (rating >= 4).float()}  # fmt: skip
+    model.eval()
+    logit = model(batch)
+    label_term = torch.nn.functional.binary_cross_entropy_with_logits(logit, batch["label"])
+    # Without stars (the top-K protocol's rows) the loss is the label's alone.
+    assert torch.isclose(model.loss(batch), label_term)
+    by_hand = [torch.nn.functional.binary_cross_entropy_with_logits(logit + delta, (rating >= k).float())
+               for k, delta in ((2, 2.0), (3, 1.0), (5, -1.0))]  # fmt: skip
+    assert torch.isclose(model.loss({**batch, "rating": rating}), label_term + torch.stack(by_hand).mean())
+    with pytest.raises(ValueError, match="distinct"):
+        build_model("fm", dataset.n_users, dataset.n_items, features=features, rating_levels=(3, 3))
 
 
 def test_explicit_label_protocol_needs_graded_ratings():
@@ -429,5 +530,7 @@ def test_cli_explicit_label_protocol_on_a_users_csv(tmp_path):
     assert 0 <= result["models"]["fm"]["AUC"] <= 1 and result["models"]["fm"]["LogLoss"] > 0
     assert 1 <= result["models"]["fm"]["best_epoch"] <= 5
     table = subprocess.run([sys.executable, "-m", "recsys_core", "evaluate", "--dataset", str(path), "--protocol",
-                            "ctr", "--models", "ease"], capture_output=True, text=True)  # fmt: skip
+                            "ctr", "--models", "fm,ease", "--max-epochs", "2", "--label-only"], capture_output=True,
+                           text=True)  # fmt: skip
     assert table.returncode == 1 and "not a ranker" in table.stdout
+    assert "label only, no ordinal terms" in table.stdout and table.stdout.count("\nfm ") == 1
