@@ -337,10 +337,7 @@ def planted_rated_set_dataset(n_users: int = 400, n_items: int = 60, per_user: i
         picks = 2 * rng.integers(0, n_items // 2, per_user) + np.where(own, group[u], 1 - group[u])
         rows += [(f"u{u}", f"i{i}", 5.0 if i % 2 == group[u] else 2.0, 1_600_000_000 + 60 * (len(rows) + n))
                  for n, i in enumerate(np.unique(picks))]  # fmt: skip
-    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
-                          "genres": "Drama", "year": 1990})  # fmt: skip
-    return build_dataset("planted-rated-set", ratings, items, source="test")
+    return one_genre_dataset("planted-rated-set", rows, n_items)
 
 
 def test_a_ranker_reads_the_users_rated_items_as_its_history():
@@ -370,10 +367,7 @@ def planted_user_propensity_dataset(n_users: int = 300, n_items: int = 80, per_u
     likes = rng.choice([0.85, 0.15], n_users)
     rows = [(f"u{u}", f"i{i}", 5.0 if rng.random() < likes[u] else 2.0, 1_600_000_000 + u * 10_000 + int(i))
             for u in range(n_users) for i in rng.choice(n_items, per_user, replace=False)]  # fmt: skip
-    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
-                          "genres": "Drama", "year": 1990})  # fmt: skip
-    return build_dataset("planted-propensity", ratings, items, source="test")
+    return one_genre_dataset("planted-propensity", rows, n_items)
 
 
 def test_row_features_come_from_training_rows_and_a_ranker_reads_them():
@@ -402,6 +396,14 @@ def test_row_features_come_from_training_rows_and_a_ranker_reads_them():
     assert not np.allclose(row_logits(model, unknown), row_logits(model, featured.test))
 
 
+def one_genre_dataset(name: str, rows: list[tuple], n_items: int):
+    """A dataset of (user, item, stars, time) rows over items i0..i{n_items - 1} of one genre."""
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
+                          "genres": "Drama", "year": 1990})  # fmt: skip
+    return build_dataset(name, ratings, items, source="test")
+
+
 def planted_stars_dataset(n_users: int = 300, n_items: int = 600, per_user: int = 12, seed: int = 0):
     """Stars grow with a planted item quality; each item has about 5 training rows, too few for its
     label count (rating >= 4) to show its quality, while its stars below the threshold still do."""
@@ -410,10 +412,7 @@ def planted_stars_dataset(n_users: int = 300, n_items: int = 600, per_user: int 
     rows = [(f"u{u}", f"i{i}", float(np.clip(np.rint(0.5 + 4.6 * quality[i] + rng.normal(0, 0.5)), 1, 5)),
              1_600_000_000 + u * 10_000 + int(i))
             for u in range(n_users) for i in rng.choice(n_items, per_user, replace=False)]  # fmt: skip
-    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"Item {i}" for i in range(n_items)],
-                          "genres": "Drama", "year": 1990})  # fmt: skip
-    return build_dataset("planted-stars", ratings, items, source="test")
+    return one_genre_dataset("planted-stars", rows, n_items)
 
 
 def test_ordinal_terms_learn_from_the_stars_below_the_label():
