@@ -236,7 +236,7 @@ def ctr_table(dataset_name: str, from_file: Path | None = None, label_only_file:
         lines.append(f"| {name} | {row['AUC']:.4f} | {logloss} | {valid} | {epoch} | {seconds} | {alone} "
                      f"| {reference} | {verdict} |")  # fmt: skip
     source = (
-        f"read from `{from_file.name}` and `{label_only_file.name}`, the CLI's output in the same session"
+        f"read from `{from_file.as_posix()}` and `{label_only_file.as_posix()}`, the CLI's output in the same session"
         if from_file and label_only_file
         else (f"{time.perf_counter() - started:.0f} s")
     )

@@ -37,8 +37,9 @@ from recsys_core.train import ProgressCallback, fit, resolve_device, seed_everyt
 
 CTR_PROTOCOL = (
     "explicit labels: interactions split at random 80/10/10 (seed 0), label = rating >= 4; user and item "
-    "features, weekday and hour; trained on the 80% (label, plus the other star thresholds as an ordinal "
-    "auxiliary loss); epoch chosen on validation AUC (patience 10), AUC and LogLoss on test"
+    "features, weekday and hour, the user's rated training items as history (most rankers); trained on the 80% "
+    "(label, plus the other star thresholds as an ordinal auxiliary loss); epoch chosen on validation AUC "
+    "(patience 10), AUC and LogLoss on test"
 )
 POSITIVE_RATING = 4.0
 # RecBole-like early stopping for this protocol (its defaults: up to 300 epochs, 10 without a
