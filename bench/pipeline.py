@@ -77,6 +77,8 @@ def main() -> None:
                         help="reuse the JSON of `python -m recsys_core evaluate --protocol ctr --json`")  # fmt: skip
     parser.add_argument("--ctr-label-only-from", type=Path, default=None,
                         help="reuse the JSON of the same command with --label-only")  # fmt: skip
+    parser.add_argument("--ctr-seeds-from", type=Path, default=None,
+                        help="also report the JSON of the same command with --seeds N (mean and spread)")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -148,6 +150,8 @@ def main() -> None:
     ]
     if not args.no_ctr:
         lines += ctr_table(args.dataset, args.ctr_from, args.ctr_label_only_from)
+        if args.ctr_seeds_from:
+            lines += seeds_line(args.ctr_seeds_from)
     lines += [f"Whole run: {time.perf_counter() - started:.0f} s.", MARKER]
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
     print("\n".join(lines))
@@ -242,6 +246,15 @@ def ctr_table(dataset_name: str, from_file: Path | None = None, label_only_file:
     )
     lines += ["", f"Explicit-label run: {source}.", ""]
     return lines
+
+
+def seeds_line(path: Path) -> list[str]:
+    """Each model's test AUC over split seeds, from `evaluate --protocol ctr --seeds N --json`."""
+    spread = json.loads(path.read_text())["over_seeds"]
+    parts = [f"{name} {row['AUC mean']:.4f} ± {row['AUC std']:.4f}" for name, row in spread.items()]
+    seeds = next(iter(spread.values()))["seeds"]
+    return [f"Over split seeds 0..{seeds - 1} (`--seeds {seeds}`, read from `{path.as_posix()}`), test AUC mean ± "
+            f"standard deviation: {', '.join(parts)}; the table above is seed 0.", ""]  # fmt: skip
 
 
 if __name__ == "__main__":
