@@ -48,7 +48,8 @@ def test_cancel_stops_the_job_and_keeps_stored_models(isolated_store, synthetic)
     wait_for(lambda: job_status("synthetic").state == "finished")
     before = json.loads((isolated_store / "synthetic" / "ease" / "info.json").read_text())["weights_sha256"]
     start_job("synthetic", ["ease", "sasrec", "bert4rec"], quick=False, device="cpu")
-    wait_for(lambda: job_status("synthetic").current == "sasrec")
+    # Two workers train sasrec and bert4rec side by side, so sasrec need not be the first in training.
+    wait_for(lambda: "sasrec" in job_status("synthetic").training)
     status = cancel_job("synthetic")
     assert status.state == "cancelled" and not status.running
     assert load_artifact(synthetic, "ease").info["weights_sha256"] == before  # retrained (deterministic), intact
