@@ -47,7 +47,8 @@ POSITIVE_RATING = 4.0
 # A light L2 on the weights: ids seen in few rows overfit; it raised validation AUC of fm and dcn
 # (0.7914 -> 0.7929, 0.7958 -> 0.7988) and cost deepfm 0.0015 in our runs.
 CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
-# Per-model settings for this protocol, each the best validation AUC of those tried on ml-100k:
+# Per-model settings for this protocol, each the best validation AUC of those tried on ml-100k (a
+# feature or setting is taken only when it beats the best run without it by 0.001 or more):
 # ffm k 4/8/16: 0.8017/0.8051/0.8035 (batch 512: 0.8046, weight decay 1e-4: 0.8039); fm k 16/32:
 # 0.7929/0.7952, then batch 2048/512/256: 0.7952/0.7956/0.7955, then at batch 512 learning rate
 # 2e-3: 0.7972, weight decay 1e-4: 0.7970, both: 0.7967; dcn weight decay 1e-5/1e-4: 0.7976/0.7993, then batch
@@ -80,9 +81,10 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 #   xdeepfm 0.7978 -> 0.8051, dlrm 0.7940 -> 0.7925 (with user_position 0.7898): every ranker but
 #   dlrm learns it. Offsets started at 0 cost ffm 0.0005 (they had not left 0.5 by the best epoch).
 # - Then user_position, again: ffm 0.8100, deepfm 0.8074, wide_deep 0.8053 (these three now read
-#   it), fm 0.8015 (a gain under 0.001: not taken), xdeepfm without it 0.8030, dcn with item_position
+#   it), fm 0.8015 (under 0.001: not taken), xdeepfm without it 0.8030, dcn with item_position
 #   too (the row's place in the item's history) 0.8087, ffm 0.8084; then ffm k 16: 0.8115 (learning
-#   rate 5e-4: 0.8113); deepfm weight decay 1e-4: 0.8087 (as a check of the code, the same runs of
+#   rate 5e-4: 0.8113; without user_position, k 8/16: 0.8092/0.8089, so the two are taken
+#   together); deepfm weight decay 1e-4: 0.8087 (as a check of the code, the same runs of
 #   the shipped settings: ffm 0.8115, deepfm 0.8095); wide_deep weight decay 1e-4: 0.8048; dcn +
 #   user_activity 0.8094, weight decay 1e-5 0.8091, k 32 0.8085, learning rate 1e-3 0.8096, dropout
 #   0.1/0.3 0.8098/0.8091, a second run from the best weights at a fifth of the rate: no better epoch.
