@@ -94,8 +94,9 @@ CTR_TRAINING = {"epochs": 200, "patience": 10, "weight_decay": 1e-5}
 #   item left out; no label read, unlike the liked items above): dcn 0.8090 -> 0.8110 (the last
 #   50/100 items 0.8105/0.8103; without the genre mix of them 0.8099), fm 0.8012 -> 0.8044,
 #   deepfm 0.8095 -> 0.8105, wide_deep 0.8053 -> 0.8086, xdeepfm 0.8051 -> 0.8080; under 0.001:
-#   ffm 0.8115 -> 0.8116 (the last 50 alike; 729 s instead of 84: its field-aware pairs with the
-#   pooled field), dlrm 0.7940 -> 0.7913 (with the ordinal terms too: 0.7946). Taken by the five.
+#   ffm 0.8115 -> 0.8116 (the last 50 alike; and an epoch 6 to 7 times as long, 46 s against 7 s
+#   for two on one thread: its field-aware pairs with the pooled field), dlrm 0.7940 -> 0.7913
+#   (with the ordinal terms too: 0.7946). Taken by the five.
 CTR_ROW_FEATURES: tuple[str, ...] = ()
 RATING_LEVELS = (2.0, 3.0, 5.0)  # the star thresholds besides POSITIVE_RATING the ordinal terms learn
 # The rated items as history: pooled (recent_items) and as a genre mix (history_genres); the most

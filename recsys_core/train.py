@@ -537,7 +537,7 @@ def draw_stored_maps(dataset: Dataset, split: Split, model: str) -> dict[str, st
     try:
         drawn = draw_maps(load_artifact(dataset, model), split)
     except (ArtifactError, ValueError, RuntimeError, MemoryError) as error:
-        drawn = {"maps": f"not drawn ({type(error).__name__}: {error})"}
+        return {"maps": f"not drawn ({type(error).__name__}: {error})"}
     return {f"{kind} map": note for kind, note in drawn.items()}
 
 
