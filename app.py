@@ -6,11 +6,19 @@ import time
 
 import streamlit as st
 
-from recsys_core.artifacts import TrainingLocked, leaderboard
+from recsys_core.artifacts import TrainingLocked, damaged_models, leaderboard
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
 from recsys_core.train import default_workers
-from ui import dataset_metrics, leaderboard_table, select_dataset, trained_versions, training_allowed, training_panel
+from ui import (
+    dataset_metrics,
+    leaderboard_table,
+    literal,
+    select_dataset,
+    trained_versions,
+    training_allowed,
+    training_panel,
+)
 
 # The quick zoo's wall time on a 2-core CPU until every model is stored, measured by bench/profiles.py
 # (docs/benchmarks.md, "Training profiles"; the embedding maps take another 1.4 minutes).
@@ -46,12 +54,15 @@ name = dataset.name
 summary = dataset.summary()
 st.subheader(f"Dataset: {name}")
 dataset_metrics(summary)
-st.caption(f"Source: {summary['source']}")
+st.caption(f"Source: {literal(summary['source'])}")
 
 st.subheader("Training")
 trained = trained_versions(name)
-missing = [m for m in DEFAULT_ZOO if m not in trained]
+damaged = damaged_models(name)
+missing = [m for m in DEFAULT_ZOO if m not in trained or m in damaged]
 st.write(f"**{len(trained)}** of {len(REGISTRY)} models trained on {name}: " + (", ".join(trained) or "none yet") + ".")
+for problem in damaged.values():
+    st.warning(problem)
 
 
 def start(models: list[str]) -> None:
@@ -78,7 +89,7 @@ elif not job_status(name).running:
             "use `python -m recsys_core train` on the server."
         )
     elif missing:
-        what = "the default zoo" if not trained else f"the {len(missing)} missing models"
+        what = "the default zoo" if not trained else f"the {len(missing)} missing or damaged models"
         st.info(
             f"Train {what} ({', '.join(missing)}) with the quick profile (each model's quick settings: fewer "
             f"epochs, a faster learning rate), in the background, {default_workers('auto')} models at a time. Views "

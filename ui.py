@@ -26,15 +26,27 @@ from recsys_core.artifacts import (
     read_per_user,
     retrain_hint,
 )
-from recsys_core.data import DEFAULT_DATASET, Dataset, DatasetUnavailable, Split, dataset_names, load_dataset, stats
+from recsys_core.data import (
+    DEFAULT_DATASET,
+    CsvError,
+    Dataset,
+    DatasetUnavailable,
+    Split,
+    dataset_names,
+    load_dataset,
+    stats,
+)
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.data.split import PROTOCOL
+from recsys_core.data.uploads import uploads_dir
 from recsys_core.embeddings import EmbeddingMap, load_or_fit_map, map_path, map_points
 from recsys_core.explain import ReasonVectors, reason_vectors
 from recsys_core.jobs import cancel_job, job_status
 from recsys_core.models import REGISTRY
 
-MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|$~")
+# The characters with which markdown (GitHub-flavoured, plus Streamlit's :colour[...] directives,
+# :emoji: shortcodes and $math$) can begin any syntax; "&" begins a character reference itself.
+MARKDOWN_PUNCTUATION = frozenset("!#$%&()*+-.:<=>[\\]^_`{|}~")
 HOME_HINT = "train it on the home page (DeepRec Lab), or with `python -m recsys_core train`"
 
 
@@ -72,10 +84,20 @@ def cached_user_activity(name: str) -> pd.DataFrame:
     return stats.user_activity(cached_dataset(name))
 
 
-def markdown_text(text: str) -> str:
-    """``text`` (a title from a user's file, say) shown literally inside markdown: no links, images,
-    emphasis or math."""
-    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
+def literal(text: object) -> str:
+    """``text`` (a message quoting a user's file, a path) shown as written inside markdown (st.error,
+    st.caption): ASCII punctuation as numeric character references, which markdown decodes to the
+    character and never reads as syntax, where backslash escapes would show inside URLs. A bare URL
+    may still become a link (GitHub-flavoured markdown's autolinks), but no image, emphasis, math,
+    HTML or colour directive is ever made from data."""
+    return "".join(f"&#{ord(c)};" if c in MARKDOWN_PUNCTUATION else c for c in str(text).replace("\n", " "))
+
+
+def chart_text(text: object) -> str:
+    """Data (a title from a user's file, say) as plotly text: plotly reads a subset of HTML in every
+    label (links included), so the angle brackets of tags become look-alike quotation marks. Data
+    never goes into markdown at all: pages show it with ``st.text`` or in tables."""
+    return str(text).replace("<", "‹").replace(">", "›")
 
 
 def dataset_metrics(summary: dict) -> None:
@@ -138,6 +160,11 @@ def select_dataset(training_status: bool = True) -> Dataset:
     except DatasetUnavailable as error:
         st.error(dataset_error_message(error))
         st.info("The synthetic dataset needs no download: choose **synthetic** in the sidebar to use the lab now.")
+        st.stop()
+    except CsvError as error:  # an upload whose stored files were damaged or edited since
+        st.error(f"The dataset {name} cannot be read: {literal(error)}")
+        st.info(f"Upload its files again under the same name on the Train page (they are in "
+                f"{literal(uploads_dir() / name)}), or choose another dataset in the sidebar.")  # fmt: skip
         st.stop()
 
 
@@ -295,12 +322,13 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
     point carries its id as ``customdata``, which a click hands back."""
     figure = go.Figure()
     hover = "%{text}<extra>%{fullData.name}</extra>"
+    labels = points["label"].map(chart_text)
     if colour in CONTINUOUS_COLOURS:
         values = points[CONTINUOUS_COLOURS[colour]].to_numpy(dtype=np.float64)
         shown = np.log10(1 + values) if colour in ("popularity", "activity") else values
         bar_title = f"log10(1 + {colour})" if colour in ("popularity", "activity") else colour
         figure.add_trace(go.Scatter(
-            x=points["x"], y=points["y"], mode="markers", text=points["label"], customdata=points["id"],
+            x=points["x"], y=points["y"], mode="markers", text=labels, customdata=points["id"],
             name=colour, hovertemplate=hover, showlegend=False,
             marker={"size": 6, "opacity": 0.75, "color": shown, "colorscale": "Viridis",
                     "colorbar": {"title": bar_title}},
@@ -308,8 +336,8 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
     else:
         for value, group in points.groupby("genre", sort=True):
             figure.add_trace(go.Scatter(
-                x=group["x"], y=group["y"], mode="markers", text=group["label"], customdata=group["id"],
-                name=str(value), hovertemplate=hover, marker={"size": 6, "opacity": 0.7},
+                x=group["x"], y=group["y"], mode="markers", text=labels.loc[group.index], customdata=group["id"],
+                name=chart_text(value), hovertemplate=hover, marker={"size": 6, "opacity": 0.7},
             ))  # fmt: skip
     where = points.set_index("id")
     for overlay in overlays:
@@ -318,8 +346,8 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
             continue
         spot = where.loc[ids]
         figure.add_trace(go.Scatter(
-            x=spot["x"], y=spot["y"], mode="lines+markers" if overlay.path else "markers", name=overlay.name,
-            text=spot["label"], customdata=ids, hovertemplate=hover,
+            x=spot["x"], y=spot["y"], mode="lines+markers" if overlay.path else "markers",
+            name=chart_text(overlay.name), text=spot["label"].map(chart_text), customdata=ids, hovertemplate=hover,
             line={"color": overlay.colour, "width": 2}, legendrank=1,
             marker={"symbol": overlay.symbol, "size": overlay.size, "color": overlay.colour,
                     "line": {"width": 2, "color": overlay.colour}},

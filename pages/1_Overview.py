@@ -9,7 +9,7 @@ import streamlit as st
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from recsys_core.data import stats as data_stats
-from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, open_view, trained_versions
+from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, literal, open_view, trained_versions
 
 dataset = open_view("Overview", "📊")
 name = dataset.name
@@ -39,7 +39,7 @@ st.header(f"The data: {name}")
 dataset_metrics(summary)
 st.caption(
     f"The {head:,} most popular items ({head / max(len(items), 1):.0%} of the catalogue) account for half of "
-    f"all interactions. Source: {summary['source']}. Charts of the long tails, genres and time below."
+    f"all interactions. Source: {literal(summary['source'])}. Charts of the long tails, genres and time below."
 )
 
 st.header("Leaderboard")

@@ -16,10 +16,11 @@ from ui import (
     cached_reason_vectors,
     cached_split,
     cached_user_activity,
+    chart_text,
     family_of,
     heatmap,
+    literal,
     load_trained,
-    markdown_text,
     open_view,
     require_models,
 )
@@ -62,14 +63,15 @@ search.button("Random user", icon=":material/casino:", on_click=pick_random, key
 user = dataset.user_index(user_id)
 test_item = int(split.test_item[user])
 
-st.subheader(f"History of user {user_id}")
+st.subheader(f"History of user {literal(user_id)}")
 history = user_history(dataset, split, user)
 st.dataframe(history.iloc[::-1], hide_index=True, width="stretch", height=240)
 if test_item:
     st.caption(
-        f"Most recent first. The last interaction, **{markdown_text(dataset.titles([test_item])[0])}**, is held "
-        "out as the test item: the models below never saw it, and ✔ marks it where a model recommends it."
+        "Most recent first. The last interaction is held out as the test item: the models below never saw it, "
+        "and ✔ marks it where a model recommends it."
     )
+    st.text(f"Held-out test item: {dataset.titles([test_item])[0]}")
 else:
     st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
 
@@ -155,7 +157,7 @@ if len(lists) >= 2:
         list(matrix.index),
         zmax=1,
         text=True,
-        title=f"{measure} between the top-{K} lists of user {user_id}",
+        title=f"{measure} between the top-{K} lists of user {chart_text(user_id)}",
     )
     st.plotly_chart(figure, width="stretch")
     st.caption(

@@ -11,11 +11,11 @@ from recsys_core.explain import rank_changes, recommend_each, without_position
 from recsys_core.serving import Answer, Request, session_attention
 from ui import (
     cached_split,
+    chart_text,
     family_of,
     heatmap,
     heatmap_grid,
     load_trained,
-    markdown_text,
     open_view,
     reads_history,
     require_models,
@@ -110,7 +110,7 @@ if not session:
     st.info("The session is empty: add a title above, or start from a user's history or a genre.")
     st.stop()
 # One list and one set of controls, whatever the session's length: a change redraws little.
-st.markdown("\n".join(f"{n + 1}. {markdown_text(title_of(e))}" for n, e in enumerate(session)))
+st.text("\n".join(f"{n + 1}. {title_of(e)}" for n, e in enumerate(session)))
 if st.session_state.get("edit_position", 0) >= len(session):
     st.session_state["edit_position"] = len(session) - 1
 chosen, up, down, drop = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
@@ -168,7 +168,7 @@ else:
             st.warning(f"{model}: no attention to show ({type(error).__name__}: {error})")
             continue
         labels = [
-            f"{n + 1}. {title_of(i)[:30]}".replace("<", "‹").replace(">", "›") if i != "[mask]" else f"{n + 1}. [mask]"
+            chart_text(f"{n + 1}. {title_of(i)[:30]}") if i != "[mask]" else f"{n + 1}. [mask]"
             for n, i in enumerate(view.items)
         ]
         n_layers, n_heads = view.weights.shape[:2]
@@ -220,7 +220,4 @@ for model in models:
             }
         )
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-st.caption(
-    f"Each model's top {K} for the session without **{markdown_text(title_of(session[dropped]))}**, against "
-    "the full session."
-)
+st.caption(f"Each model's top {K} for the session without item {dropped + 1} (chosen above), against the full session.")

@@ -146,7 +146,7 @@ for n, (column, model) in enumerate(zip(st.columns(len(models)), models, strict=
             except NoVectors as error:
                 st.info(str(error))
                 continue
-            st.markdown(f"Nearest to **{title_labels[item]}** by {model}")
+            st.text(f"Nearest to {title_labels[item]} by {model}")
             st.dataframe(
                 pd.DataFrame({"title": dataset.titles(ids), "similarity": similarity}),
                 hide_index=True, width="stretch",

@@ -14,7 +14,7 @@ from recsys_core.data import PROTOCOL
 from recsys_core.models import REGISTRY
 from recsys_core.pipeline import DEFAULT_CANDIDATES, trace_request
 from recsys_core.retrieval import IndexParams, load_or_build_index
-from ui import cached_artifact, cached_split, family_of, markdown_text, open_view, require_models
+from ui import cached_artifact, cached_split, family_of, open_view, require_models
 
 K = 10
 CANDIDATES = [20, 50, 100, 200, 500, 1000]
@@ -155,12 +155,10 @@ funnel = go.Figure(go.Funnel(y=stages, x=counts, text=text, textinfo="text"))
 funnel.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_type="log")
 st.plotly_chart(funnel, width="stretch")
 if held_title:
-    st.caption(
-        f"The held-out item of user {user_id} is **{markdown_text(held_title)}** (their last interaction, never shown "
-        f"to the models for this request). Protocol: {PROTOCOL}."
-    )
+    st.text(f"Held-out test item: {held_title}")
+    st.caption(f"The user's last interaction, never shown to the models for this request. Protocol: {PROTOCOL}.")
 else:
-    st.caption(f"User {user_id} has no held-out item: the lists below are plain recommendations.")
+    st.caption("This user has no held-out item: the lists below are plain recommendations.")
 
 st.subheader("Final list next to the retriever's own")
 held_out_id = str(dataset.item_ids[trace.held_out]) if trace.held_out else None

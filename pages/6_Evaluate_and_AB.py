@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from recsys_core.abtest import PROXIES, ABDesign, ABResult, align_users, compare_paired, format_p, simulate_ab
-from recsys_core.artifacts import ArtifactError, leaderboard, read_record
+from recsys_core.artifacts import ArtifactError, damaged_models, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from ui import leaderboard_table, load_per_user, open_view, require_models
 
@@ -24,7 +24,7 @@ if board.empty:
     st.warning("The stored test metrics cannot be read: retrain the models on the home page.")
 else:
     leaderboard_table(board)
-for problem in problems.values():
+for problem in {**problems, **damaged_models(name)}.values():
     st.warning(problem)
 
 

@@ -11,11 +11,11 @@ import streamlit as st
 from recsys_core.artifacts import TrainingLocked
 from recsys_core.configs import ConfigError, ConfigField, config_fields, parse_overrides
 from recsys_core.data import DATASETS, CsvError, save_upload
-from recsys_core.data.uploads import max_upload_bytes
+from recsys_core.data.csv_loader import max_csv_bytes
 from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import REGISTRY
 from recsys_core.train import available_devices, default_workers
-from ui import family_of, open_view, trained_versions, training_allowed, training_panel
+from ui import family_of, literal, open_view, trained_versions, training_allowed, training_panel
 
 dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
 name = dataset.name
@@ -107,12 +107,12 @@ with data_tab:
     message = st.session_state.pop("upload_message", None)
     if message:
         st.success(message)
-    limit_mb = max_upload_bytes() / 2**20
+    limit_mib = max_csv_bytes() / 2**20
     st.markdown(
         "Upload your own interactions as a CSV with a header: `user_id,item_id[,rating][,timestamp]` "
         "(timestamps in Unix seconds or ISO dates; without them the file's order is the time order). An optional "
         "items CSV `item_id,title[,genres]` (genres separated by `|`) gives titles to every view. The files are "
-        f"checked in full first (each problem with its line and column; at most {limit_mb:g} MB each, "
+        f"checked in full first (each problem with its line and column; at most {limit_mib:g} MiB each, "
         "`DEEPREC_MAX_UPLOAD_MB`): a bad file changes nothing. The new dataset appears in the sidebar's selector "
         "for every view, and trains here like MovieLens."
     )
@@ -134,13 +134,13 @@ with data_tab:
                     stored = save_upload(label, interactions.getvalue(), items.getvalue() if items else None,
                                          reserved=set(DATASETS))  # fmt: skip
                 except CsvError as error:
-                    st.error(f"Nothing was stored: {error}")
+                    st.error(f"Nothing was stored: {literal(error)}")
                 else:
                     st.session_state["chosen_dataset"] = stored.name  # every view switches to it
                     summary = stored.summary()
                     st.session_state["upload_message"] = (
                         f"Dataset **{stored.name}** added: {summary['users']:,} users, {summary['items']:,} items, "
                         f"{summary['interactions']:,} interactions. It is now selected in the sidebar: train "
-                        "models on it in the first tab. " + " ".join(stored.notes)
+                        "models on it in the first tab. " + literal(" ".join(stored.notes))
                     )
                     st.rerun()

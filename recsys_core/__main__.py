@@ -30,14 +30,16 @@ from recsys_core.jobs import ProgressJournal
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
 from recsys_core.pipeline import (
     DEFAULT_CANDIDATES,
+    MAX_CANDIDATES,
     SEPARATOR,
     PipelineError,
     evaluate_pipelines,
     recommend_pipeline,
     split_name,
 )
+from recsys_core.request_stream import answer_lines, printable
 from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
-from recsys_core.serving import RequestError, parse_request, recommend
+from recsys_core.serving import MAX_K, Request, recommend
 from recsys_core.train import Progress, default_workers, train_models
 
 EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_FAILED = 2, 3, 1
@@ -249,12 +251,20 @@ def _evaluate_ctr(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    dataset = load_dataset(args.dataset)
     try:
         retriever_name, ranker_name = split_name(args.model)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    # Checked before any line is read: a bad default would fail every line that has no k of its own.
+    if not 1 <= args.k <= MAX_K:
+        raise ConfigError(f"--k must be from 1 to {MAX_K}, not {args.k}")
+    if ranker_name and not 1 <= args.candidates <= MAX_CANDIDATES:
+        raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES:,}, not {args.candidates}")
+    if ranker_name and args.k > args.candidates:
+        raise ConfigError(f"--k {args.k} is more than the {args.candidates} candidates the ranker orders; "
+                          f"raise --candidates to at least {args.k}")  # fmt: skip
+    dataset = load_dataset(args.dataset)
     try:
         artifact = load_artifact(dataset, retriever_name)
         ranker = load_artifact(dataset, ranker_name).model if ranker_name else None
@@ -269,26 +279,20 @@ def _recommend(args: argparse.Namespace) -> int:
             print(f"error: --index {args.index}: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
     split = temporal_leave_last_out(dataset)
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            request = parse_request(json.loads(line), default_k=args.k)
-            if ranker is None:
-                answer = recommend(artifact.model, dataset, split, request, index)
-            else:
-                answer = recommend_pipeline(artifact.model, ranker, dataset, split, request, args.candidates,
-                                            index).answer  # fmt: skip
-        except json.JSONDecodeError as error:
-            print(json.dumps({"error": f"line {number}: not valid JSON ({error.msg})"}), flush=True)
-            continue
-        except RequestError as error:
-            print(json.dumps({"error": f"line {number}: {error}"}), flush=True)
-            continue
-        if answer.ignored:
-            print(f"warning: line {number}: ids not in the catalogue were ignored: {', '.join(answer.ignored)}",
-                  file=sys.stderr)  # fmt: skip
-        print(json.dumps(answer.contract()), flush=True)
+
+    def answer(request: Request, number: int) -> dict:
+        if ranker is None:
+            found = recommend(artifact.model, dataset, split, request, index)
+        else:
+            found = recommend_pipeline(artifact.model, ranker, dataset, split, request, args.candidates, index).answer
+        notes = list(found.notes)
+        if found.ignored:
+            notes.insert(0, f"ids not in the catalogue were ignored: {', '.join(found.ignored)}")
+        for note in notes:
+            print(printable(f"warning: line {number}: {note}"), file=sys.stderr)
+        return found.contract()
+
+    answer_lines(sys.stdin, answer, lambda text: print(text, flush=True), default_k=args.k)
     return 0
 
 

@@ -17,7 +17,9 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import math
 import os
+import shlex
 import shutil
 import sys
 import uuid
@@ -74,8 +76,93 @@ class Artifact:
         return self.info["weights_sha256"][:16]
 
 
-def retrain_hint(dataset_name: str, model_name: str) -> str:
-    return f"retrain it with: python -m recsys_core train --dataset {dataset_name} --models {model_name}"
+def retrain_hint(dataset: Dataset | str, model_name: str) -> str:
+    """The command that retrains ``model_name``; ``dataset`` as loaded (a CSV file's hint names its
+    path, which loads it again, not its content-hashed name) or a registered dataset's name."""
+    reference = dataset.reference if isinstance(dataset, Dataset) else dataset
+    return f"retrain it with: python -m recsys_core train --dataset {shlex.quote(reference)} --models {model_name}"
+
+
+class _Damage(ValueError):
+    """What is wrong inside one stored JSON file (wrapped into :class:`ArtifactCorrupted`)."""
+
+
+# What the views and the CLI read from a model's JSON files; anything else in them is optional.
+SUMMARY_NUMBERS = ("NDCG@10", "HR@10", "MRR@10", "NDCG@20")
+SUMMARY_INTERVALS = ("NDCG@10 CI", "HR@10 CI")
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise _Damage(problem)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_summary(summary: object, where: str) -> None:
+    _require(isinstance(summary, dict), f"its {where} metrics are not an object")
+    for key in SUMMARY_NUMBERS:
+        _require(key in summary, f"its {where} metrics lack {key!r}")
+        _require(_is_number(summary[key]) and math.isfinite(summary[key]), f"its {where} {key} is not a number")
+    for key in SUMMARY_INTERVALS:
+        interval = summary.get(key)
+        _require(isinstance(interval, list) and len(interval) == 2 and all(_is_number(v) for v in interval),
+                 f"its {where} metrics lack the interval {key!r}")  # fmt: skip
+    _require(_is_number(summary.get("coverage@10")), f"its {where} metrics lack 'coverage@10'")
+    _require(isinstance(summary.get("users"), int), f"its {where} metrics lack the number of users")
+
+
+def _check_metrics(metrics: object) -> None:
+    _require(isinstance(metrics, dict), "it is not a JSON object")
+    _require("test" in metrics, "it has no test metrics")
+    _check_summary(metrics["test"], "test")
+    if "valid" in metrics:
+        _check_summary(metrics["valid"], "validation")
+    if "pipeline" in metrics:
+        funnel = metrics["pipeline"]
+        _require(isinstance(funnel, dict) and isinstance(funnel.get("n_candidates"), int), "its funnel is damaged")
+        _require(_is_number(funnel.get(f"recall@{funnel['n_candidates']}")), "its funnel lacks the candidate recall")
+        for stage in ("retriever", "final"):
+            _check_summary(funnel.get(stage), f"funnel {stage}")
+
+
+def _check_config(config: object) -> None:
+    _require(isinstance(config, dict) and isinstance(config.get("config"), dict), "it has no model settings")
+    for key in ("n_users", "n_items"):
+        _require(isinstance(config.get(key), int) and config[key] > 0, f"it lacks {key}")
+
+
+def _check_info(info: object) -> None:
+    _require(isinstance(info, dict), "it is not a JSON object")
+    for key in ("weights_sha256", "dataset_fingerprint"):
+        _require(isinstance(info.get(key), str) and len(info[key]) >= 16, f"it lacks {key}")
+
+
+def _check_history(history: object) -> None:
+    _require(isinstance(history, list) and all(isinstance(row, dict) for row in history), "it is not a list of epochs")
+
+
+CHECKS = {"config": _check_config, "info": _check_info, "metrics": _check_metrics, "history": _check_history}
+
+
+def read_model_files(path: Path, dataset: Dataset | str, model_name: str) -> dict[str, object]:
+    """A stored model's JSON files (``config``, ``info``, ``metrics``, ``history``), each checked for
+    what the lab reads from it: the one reader of them, so any damage (a file missing, cut short,
+    edited, or from another version) is the same :class:`ArtifactCorrupted` with a retrain hint."""
+    files = {}
+    for name, check in CHECKS.items():
+        file = path / f"{name}.json"
+        try:
+            files[name] = json.loads(file.read_text())
+            check(files[name])
+        except FileNotFoundError:
+            raise ArtifactCorrupted(f"{path} lacks {file.name}; " + retrain_hint(dataset, model_name)) from None
+        except (OSError, ValueError) as error:  # JSON, Unicode and our own checks are ValueErrors
+            why = error if isinstance(error, _Damage) else f"it cannot be read: {error}"
+            raise ArtifactCorrupted(f"{file} is damaged ({why}); " + retrain_hint(dataset, model_name)) from None
+    return files
 
 
 def dataset_root(dataset_name: str, root: Path | None = None) -> Path:
@@ -91,7 +178,12 @@ def save_artifact(
     per_user: pd.DataFrame | None = None,
     root: Path | None = None,
 ) -> Path:
-    """Write a model atomically and record it in the dataset's manifest."""
+    """Write a model atomically and record it in the dataset's manifest. Metrics that a reader would
+    call damaged (NaN, say, from a split with no evaluated users) are refused: nothing is written."""
+    try:
+        _check_metrics(metrics)
+    except _Damage as error:
+        raise ValueError(f"{model.name} was not stored: {error}") from None
     base = dataset_root(dataset.name, root)
     base.mkdir(parents=True, exist_ok=True)
     final = base / model.name
@@ -159,32 +251,19 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
     base = dataset_root(dataset.name, root)
     path = _locate(base, model_name)
     if path is None:
-        raise ArtifactMissing(
-            f"{model_name} is not trained on {dataset.name} yet; " + retrain_hint(dataset.name, model_name)
-        )
-    try:
-        config = json.loads((path / "config.json").read_text())
-        info = json.loads((path / "info.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        history = json.loads((path / "history.json").read_text())
-    except FileNotFoundError as error:
-        raise ArtifactCorrupted(
-            f"{path} lacks {Path(error.filename).name}; " + retrain_hint(dataset.name, model_name)
-        ) from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactCorrupted(
-            f"{path} has an unreadable JSON file ({error}); " + retrain_hint(dataset.name, model_name)
-        ) from error
+        raise ArtifactMissing(f"{model_name} is not trained on {dataset.name} yet; {retrain_hint(dataset, model_name)}")
+    files = read_model_files(path, dataset, model_name)
+    config, info, metrics, history = (files[name] for name in CHECKS)
     if info.get("dataset_fingerprint") != dataset.fingerprint:
         raise ArtifactMismatch(
             f"{model_name} in {path} was trained on different data than the current {dataset.name} "
-            "(dataset fingerprint differs); " + retrain_hint(dataset.name, model_name)
+            "(dataset fingerprint differs); " + retrain_hint(dataset, model_name)
         )
     weights = path / "weights.safetensors"
     if not weights.is_file() or sha256_file(weights) != info.get("weights_sha256"):
         raise ArtifactCorrupted(
             f"{weights} is missing or damaged (its SHA-256 does not match the one recorded when it was "
-            "saved); " + retrain_hint(dataset.name, model_name)
+            "saved); " + retrain_hint(dataset, model_name)
         )
     try:
         model_config = REGISTRY[model_name].config_class(**config["config"])
@@ -193,7 +272,7 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
         model.load_state_dict(load_file(str(weights), device=device))
     except (SafetensorError, RuntimeError, TypeError, KeyError, ValueError) as error:
         raise ArtifactCorrupted(
-            f"{path} cannot be loaded ({error}); " + retrain_hint(dataset.name, model_name)
+            f"{path} cannot be loaded ({error}); " + retrain_hint(dataset, model_name)
         ) from error
     model.eval()
     return Artifact(model, metrics, history, info, path)
@@ -205,14 +284,7 @@ def read_record(dataset_name: str, model_name: str, root: Path | None = None) ->
     path = _locate(dataset_root(dataset_name, root), model_name)
     if path is None:
         raise ArtifactMissing(f"{model_name} is not trained on {dataset_name} yet")
-    try:
-        return {
-            name: json.loads((path / f"{name}.json").read_text()) for name in ("config", "info", "metrics", "history")
-        }
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactCorrupted(
-            f"{path} has a missing or unreadable JSON file ({error}); " + retrain_hint(dataset_name, model_name)
-        ) from error
+    return read_model_files(path, dataset_name, model_name)
 
 
 def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) -> pd.DataFrame:
@@ -220,36 +292,67 @@ def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) 
     if path is None or not (path / "per_user_test.parquet").is_file():
         raise ArtifactMissing(f"no per-user metrics for {model_name} on {dataset_name}")
     try:
-        return pd.read_parquet(path / "per_user_test.parquet")
+        frame = pd.read_parquet(path / "per_user_test.parquet")
+        lacking = [c for c in ("user", "rank", "NDCG@10", "HR@10") if c not in frame.columns]
+        if lacking:
+            raise ValueError(f"it lacks the column(s) {', '.join(lacking)}")
+        return frame
     except (OSError, ValueError) as error:  # pyarrow's errors derive from these
         raise ArtifactCorrupted(
-            f"{path / 'per_user_test.parquet'} cannot be read ({error}); " + retrain_hint(dataset_name, model_name)
+            f"{path / 'per_user_test.parquet'} is damaged ({error}); " + retrain_hint(dataset_name, model_name)
         ) from error
 
 
 def read_manifest(dataset_name: str, root: Path | None = None) -> dict:
-    """``{"dataset": ..., "models": {name: {...}}}``; empty when nothing is trained."""
-    path = dataset_root(dataset_name, root) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {"dataset": dataset_name, "models": {}}
-    # Keep only entries whose directory still exists (a model may have been deleted by hand).
+    """``{"dataset": ..., "models": {name: {...}}}``; empty when nothing is trained.
+
+    The manifest only summarises the model folders, so a missing or damaged one is rebuilt from
+    them (in memory; the next stored model writes it back): a broken index never hides a model.
+    """
     base = dataset_root(dataset_name, root)
-    manifest["models"] = {m: e for m, e in manifest.get("models", {}).items() if _locate(base, m)}
+    try:
+        manifest = json.loads((base / "manifest.json").read_text())
+        _require(isinstance(manifest, dict) and isinstance(manifest.get("models"), dict), "no models object")
+        _require(all(isinstance(e, dict) and isinstance(e.get("version"), str) for e in manifest["models"].values()),
+                 "an entry without a version")  # fmt: skip
+    except (OSError, ValueError):
+        return {"dataset": dataset_name, "models": _entries_from_folders(base)}
+    # Keep only entries whose directory still exists (a model may have been deleted by hand).
+    manifest["models"] = {m: e for m, e in manifest["models"].items() if _locate(base, m)}
     return manifest
+
+
+def _entries_from_folders(base: Path) -> dict[str, dict]:
+    """Manifest entries for every registered model with a folder under ``base``; one whose files
+    are damaged is listed too (version "damaged"), so loading it reports what is wrong."""
+    entries = {}
+    for name in REGISTRY:
+        path = _locate(base, name)
+        if path is None:
+            continue
+        try:
+            files = read_model_files(path, base.name, name)
+        except ArtifactCorrupted:
+            entries[name] = {"version": "damaged"}
+            continue
+        entries[name] = _manifest_entry(files["info"], files["metrics"])
+    return entries
+
+
+def _manifest_entry(info: dict, metrics: dict) -> dict:
+    return {
+        "version": info["weights_sha256"][:16],
+        "trained_at": info.get("trained_at"),
+        "seconds": info.get("seconds"),
+        "device": info.get("device"),
+        "test": {k: v for k, v in metrics.get("test", {}).items() if k in ("NDCG@10", "HR@10")},
+    }
 
 
 def _update_manifest(base: Path, model_name: str, info: dict, metrics: dict) -> None:
     with _file_lock(base / ".manifest.lock"):
         manifest = read_manifest(base.name, base.parent)
-        manifest["models"][model_name] = {
-            "version": info["weights_sha256"][:16],
-            "trained_at": info.get("trained_at"),
-            "seconds": info.get("seconds"),
-            "device": info.get("device"),
-            "test": {k: v for k, v in metrics.get("test", {}).items() if k in ("NDCG@10", "HR@10")},
-        }
+        manifest["models"][model_name] = _manifest_entry(info, metrics)
         _write_json(base / "manifest.json", manifest)
 
 
@@ -313,16 +416,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def leaderboard(dataset_name: str, stage: str = "test", root: Path | None = None) -> pd.DataFrame:
-    """Stored metrics of every trained model, best NDCG@10 first, with 95% CIs and provenance."""
-    base = dataset_root(dataset_name, root)
+    """Stored metrics of every trained model, best NDCG@10 first, with 95% CIs and provenance. A
+    damaged model is left out here; :func:`damaged_models` says which and why."""
     rows = []
     for name in read_manifest(dataset_name, root)["models"]:
-        path = _locate(base, name)
         try:
-            metrics = json.loads((path / "metrics.json").read_text())[stage]
-            info = json.loads((path / "info.json").read_text())
-        except (OSError, KeyError, json.JSONDecodeError, TypeError):
-            continue  # a damaged artifact is reported by load_artifact, not by the leaderboard
+            files = read_record(dataset_name, name, root)
+        except ArtifactError:
+            continue
+        metrics, info = files["metrics"].get(stage), files["info"]
+        if metrics is None:
+            continue  # e.g. validation metrics, which the quick profile does not store
         rows.append({
             "model": name,
             "family": info.get("family", ""),
@@ -341,3 +445,14 @@ def leaderboard(dataset_name: str, stage: str = "test", root: Path | None = None
         })  # fmt: skip
     frame = pd.DataFrame(rows)
     return frame.sort_values("NDCG@10", ascending=False, ignore_index=True) if rows else frame
+
+
+def damaged_models(dataset_name: str, root: Path | None = None) -> dict[str, str]:
+    """``{model: what is wrong and how to retrain}`` for every stored model whose files are damaged."""
+    problems = {}
+    for name in read_manifest(dataset_name, root)["models"]:
+        try:
+            read_record(dataset_name, name, root)
+        except ArtifactCorrupted as error:
+            problems[name] = str(error)
+    return problems

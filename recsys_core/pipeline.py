@@ -30,6 +30,7 @@ from recsys_core.retrieval import ItemIndex, check_index, recall_at_k
 from recsys_core.serving import Answer, Request, recommend, resolve_request
 
 DEFAULT_CANDIDATES = 200
+MAX_CANDIDATES = 10_000  # a ranker scores every candidate per request: more is no longer a second stage
 SEPARATOR = "+"
 
 
@@ -45,9 +46,11 @@ def split_name(name: str) -> tuple[str, str | None]:
     for part in (retriever, ranker):
         if part not in REGISTRY:
             raise PipelineError(f"unknown model {part!r} in {name!r}; registered: {', '.join(REGISTRY)}")
+    second_is_ranker = hasattr(REGISTRY[ranker], "score_candidates")
     if REGISTRY[retriever].family == "rankers":
-        raise PipelineError(f"{retriever} is a ranker; a pipeline starts with a retriever, e.g. two_tower+{ranker}")
-    if not hasattr(REGISTRY[ranker], "score_candidates"):
+        example = f"two_tower+{ranker if second_is_ranker else retriever}"  # a valid pipeline, whichever was wrong
+        raise PipelineError(f"{retriever} is a ranker; a pipeline starts with a retriever, e.g. {example}")
+    if not second_is_ranker:
         raise PipelineError(f"{ranker} is not a ranker; the second stage must be one of: {', '.join(rankers())}")
     return retriever, ranker
 
@@ -175,6 +178,8 @@ def recommend_pipeline(
     """Top K for one request through both stages, with each stage's wall time; ``blend`` defaults
     to the one tuned for this retriever and ranker (:func:`blend_for`). Without a ranker the
     candidates keep the retriever's order (scored -log(1 + rank)): the retriever alone, cut at N."""
+    if not 1 <= n_candidates <= MAX_CANDIDATES:
+        raise PipelineError(f"the number of candidates must be from 1 to {MAX_CANDIDATES:,}, not {n_candidates}")
     started = time.perf_counter()
     name = retriever.name if ranker is None else f"{retriever.name}{SEPARATOR}{ranker.name}"
     resolved = resolve_request(retriever, dataset, split, request)
@@ -192,7 +197,12 @@ def recommend_pipeline(
     candidates, source = retrieve_with_source(retriever, users, histories, n_candidates, excluded, index)
     retrieved = time.perf_counter()
     candidates = candidates[:, candidates[0] > 0]  # a catalogue smaller than N leaves padding
-    if ranker is None:
+    notes = list(resolved.notes)
+    if candidates.shape[1] == 0:
+        notes.append("no candidates: every item is in the history or excluded, so there is nothing to rank")
+    elif request.k > candidates.shape[1]:
+        notes.append(f"k={request.k}, but the pipeline ranks {candidates.shape[1]} candidates: all of them returned")
+    if ranker is None or candidates.shape[1] == 0:
         ranked, scores = candidates, retrieval_prior(candidates.shape[1], candidates.device)[None, :]
     else:
         blend = blend_for(retriever, ranker) if blend is None else blend
@@ -207,7 +217,7 @@ def recommend_pipeline(
         scores=[round(float(v), 6) for v in scores[0, :k].tolist()],
         model=name,
         fallback=None if resolved.user or retriever.reads_history else retriever.cold_start_fallback,
-        notes=resolved.notes,
+        notes=notes,
         ignored=resolved.ignored,
         retrieval=source,
     )

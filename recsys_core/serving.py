@@ -8,6 +8,7 @@ given, in order and with repeats (sequential models care about both); its items 
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,9 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
         raise RequestError('a request must be a JSON object such as {"user_id": "196", "k": 10}')
     unknown = set(payload) - {"user_id", "history", "k", "exclude"}
     if unknown:
-        raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; use user_id, history, k, exclude")
+        names = ", ".join(sorted(unknown))
+        names = names if len(names) <= 200 else names[:200] + "…"
+        raise RequestError(f"unknown field(s) {names}; use user_id, history, k, exclude")
     user_id = payload.get("user_id")
     history = payload.get("history", [])
     exclude = payload.get("exclude", [])
@@ -68,9 +71,9 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
         if not isinstance(value, list):
             raise RequestError(f"{label} must be a list of item ids")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise RequestError(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
+        raise RequestError(f"k must be an integer from 1 to {MAX_K}, not {reprlib.repr(k)}")
     try:
-        return Request(
+        request = Request(
             user_id=None if user_id is None else normalise_id(user_id),
             history=[normalise_id(i) for i in history],
             exclude=[normalise_id(i) for i in exclude],
@@ -78,6 +81,20 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
         )
     except TypeError as error:
         raise RequestError(str(error)) from error
+    for external in (request.user_id or "", *request.history, *request.exclude):
+        if not _is_unicode(external):
+            # A JSON escape such as "\udcff" decodes to half a character: no id, and no valid output.
+            shown = external.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise RequestError(f'id "{shown}" is not valid Unicode text (it holds a lone surrogate)')
+    return request
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -116,7 +133,7 @@ def recommend(
     if index is not None:
         check_index(model, index)
     resolved = resolve_request(model, dataset, split, request)
-    user, history, excluded = resolved.user, resolved.history, resolved.excluded
+    user, history, excluded, notes = resolved.user, resolved.history, resolved.excluded, list(resolved.notes)
 
     fallback, found, retrieval = None, None, "exact"
     # Without any history there is nothing personal to read, whatever the model: even a known user
@@ -139,13 +156,16 @@ def recommend(
         available = int(torch.isfinite(scores).sum())
         items, values = top_k(scores, min(request.k, available))
         found = (items[0].tolist(), values[0].tolist())
+        if available < request.k:
+            notes.append(f"only {available} items are neither in the history nor excluded: all of them returned"
+                         if available else "every item is in the history or excluded: nothing left to recommend")
     return Answer(
         user_id=request.user_id,
         items=[str(dataset.item_ids[i]) for i in found[0]],
         scores=[round(float(v), 6) for v in found[1]],
         model=model.name,
         fallback=fallback,
-        notes=resolved.notes,
+        notes=notes,
         ignored=resolved.ignored,
         retrieval=retrieval,
     )

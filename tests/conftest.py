@@ -70,3 +70,11 @@ def trained_synthetic_store(tmp_path_factory) -> Path:
         reports = train_models("synthetic", list(PAGE_MODELS), device="cpu", quick=True, maps=True)
     assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
     return root
+
+
+def stored_metrics(ndcg: float = 0.1) -> dict:
+    """The smallest metrics.json the store accepts (every value the views read), for tests that
+    store a model without evaluating it."""
+    summary = {"NDCG@10": ndcg, "HR@10": 2 * ndcg, "MRR@10": ndcg / 2, "NDCG@20": ndcg, "NDCG@10 CI": [0.0, 2 * ndcg],
+               "HR@10 CI": [0.0, 0.5], "coverage@10": 0.5, "users": 300}  # fmt: skip
+    return {"test": summary}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import stored_metrics
 
 from recsys_core import artifacts
 from recsys_core.artifacts import (
@@ -15,6 +16,7 @@ from recsys_core.artifacts import (
     ArtifactMismatch,
     ArtifactMissing,
     TrainingLocked,
+    damaged_models,
     leaderboard,
     load_artifact,
     read_manifest,
@@ -36,7 +38,7 @@ def ease(synthetic, synthetic_split):
 
 
 def test_round_trip_keeps_config_metrics_and_manifest(synthetic, ease, isolated_store):
-    metrics = {"test": {"NDCG@10": 0.5, "HR@10": 0.9}}
+    metrics = stored_metrics(0.5)
     path = save_artifact(synthetic, ease, metrics, [{"l2": 10.0}], {"seconds": 1.5, "device": "cpu"})
     assert path == isolated_store / "synthetic" / "ease"
     assert sorted(p.name for p in path.iterdir()) == sorted(artifacts.FILES)
@@ -51,21 +53,21 @@ def test_round_trip_keeps_config_metrics_and_manifest(synthetic, ease, isolated_
 def test_missing_truncated_and_mismatched_artifacts_are_clear_errors(synthetic, ease):
     with pytest.raises(ArtifactMissing, match="not trained on synthetic yet; retrain it with"):
         load_artifact(synthetic, "ease")
-    path = save_artifact(synthetic, ease, {}, [], {})
+    path = save_artifact(synthetic, ease, stored_metrics(), [], {})
     weights = path / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ArtifactCorrupted, match=r"damaged.*python -m recsys_core train"):
         load_artifact(synthetic, "ease")
-    save_artifact(synthetic, ease, {}, [], {})
+    save_artifact(synthetic, ease, stored_metrics(), [], {})
     with pytest.raises(ArtifactMismatch, match="different data"):
         load_artifact(make_synthetic(seed=3), "ease")
     (path / "config.json").write_text("{not json")
-    with pytest.raises(ArtifactCorrupted, match="unreadable JSON"):
+    with pytest.raises(ArtifactCorrupted, match=r"config.json is damaged \(it cannot be read"):
         load_artifact(synthetic, "ease")
 
 
 def test_a_failed_write_leaves_the_previous_model(synthetic, ease, monkeypatch, isolated_store):
-    save_artifact(synthetic, ease, {"test": {"NDCG@10": 0.1}}, [], {})
+    save_artifact(synthetic, ease, stored_metrics(), [], {})
     before = load_artifact(synthetic, "ease").version
 
     def crash(*args, **kwargs):
@@ -73,13 +75,13 @@ def test_a_failed_write_leaves_the_previous_model(synthetic, ease, monkeypatch, 
 
     monkeypatch.setattr(artifacts, "_write_json", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_artifact(synthetic, ease, {}, [], {})
+        save_artifact(synthetic, ease, stored_metrics(), [], {})
     assert load_artifact(synthetic, "ease").version == before
     assert not list((isolated_store / "synthetic").glob(".tmp-*"))
 
 
 def test_a_kill_between_the_two_renames_is_recovered(synthetic, ease, isolated_store):
-    path = save_artifact(synthetic, ease, {}, [], {})
+    path = save_artifact(synthetic, ease, stored_metrics(), [], {})
     path.rename(path.with_name(".old-ease-deadbeef"))  # the state right after the first rename
     assert load_artifact(synthetic, "ease").model.config == ease.config
     assert "ease" in read_manifest("synthetic")["models"]
@@ -102,6 +104,50 @@ def test_leaderboard_sorts_by_ndcg_with_cis(synthetic, synthetic_split, isolated
     board = leaderboard("synthetic")
     assert board["model"].tolist() == ["ease", "pop"]
     assert board["NDCG@10 95% CI"].str.startswith("[").all()
+
+
+def test_a_damaged_manifest_is_rebuilt_from_the_model_folders(synthetic, ease, isolated_store):
+    save_artifact(synthetic, ease, stored_metrics(0.3), [], {"seconds": 2.0})
+    version = load_artifact(synthetic, "ease").version
+    manifest = isolated_store / "synthetic" / "manifest.json"
+    for damage in ('{"dataset": "synthetic", "models": []}', "not json{", '{"models": {"ease": 3}}', "[]"):
+        manifest.write_text(damage)
+        assert read_manifest("synthetic")["models"]["ease"]["version"] == version, damage
+        assert leaderboard("synthetic")["model"].tolist() == ["ease"]
+    manifest.unlink()
+    assert list(read_manifest("synthetic")["models"]) == ["ease"]
+    save_artifact(synthetic, ease, stored_metrics(0.4), [], {})  # the next store writes it whole again
+    assert json.loads(manifest.read_text())["models"]["ease"]["test"] == {"NDCG@10": 0.4, "HR@10": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "message"),
+    [
+        ("metrics.json", lambda m: m["test"].pop("NDCG@10 CI"), "its test metrics lack the interval 'NDCG@10 CI'"),
+        ("metrics.json", lambda m: m.pop("test"), "it has no test metrics"),
+        ("metrics.json", lambda m: m["test"].update({"NDCG@10": "high"}), "its test NDCG@10 is not a number"),
+        ("info.json", lambda m: m.pop("weights_sha256"), "it lacks weights_sha256"),
+        ("config.json", lambda m: m.update({"n_items": -1}), "it lacks n_items"),
+    ],
+)
+def test_any_damage_to_a_model_file_is_the_same_damaged_message(synthetic, ease, file, damage, message):
+    path = save_artifact(synthetic, ease, stored_metrics(), [], {})
+    payload = json.loads((path / file).read_text())
+    damage(payload)
+    (path / file).write_text(json.dumps(payload))
+    expected = f"{file} is damaged ({message}); retrain it with: python -m recsys_core train --dataset synthetic"
+    with pytest.raises(ArtifactCorrupted) as error:
+        load_artifact(synthetic, "ease")
+    assert expected in str(error.value)
+    assert expected in damaged_models("synthetic")["ease"]
+    assert leaderboard("synthetic").empty  # left out of the table, reported by damaged_models
+    assert "ease" in read_manifest("synthetic")["models"]  # still listed, so every view reports it
+
+
+def test_nan_metrics_are_never_stored(synthetic, ease, isolated_store):
+    with pytest.raises(ValueError, match="ease was not stored: its test NDCG@10 is not a number"):
+        save_artifact(synthetic, ease, stored_metrics(float("nan")), [], {})
+    assert not (isolated_store / "synthetic" / "ease").exists()
 
 
 def children(pid: int) -> list[int]:

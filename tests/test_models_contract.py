@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import stored_metrics
 
 from recsys_core.artifacts import load_artifact, save_artifact
 from recsys_core.data.features import side_features
@@ -74,7 +75,7 @@ def test_planted_answer_is_found(name, synthetic_split, trained):
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_save_then_load_gives_identical_scores(name, synthetic, synthetic_split, trained, isolated_store):
     model = trained[0][name]
-    save_artifact(synthetic, model, {"test": {}}, trained[1][name].history, {"seconds": 1.0})
+    save_artifact(synthetic, model, stored_metrics(), trained[1][name].history, {"seconds": 1.0})
     loaded = load_artifact(synthetic, name).model
     users = torch.arange(1, 11)
     history = pad_histories([synthetic_split.train_sequences[u] for u in range(1, 11)])

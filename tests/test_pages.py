@@ -1,6 +1,7 @@
 """AppTest of every view: with trained models, with none, and with one broken model."""
 
 import base64
+import copy
 import json
 import shutil
 import time
@@ -36,7 +37,8 @@ def trained(trained_synthetic_store, monkeypatch):
 
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page(page).run()
+    if page != "app.py":
+        at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -122,9 +124,9 @@ def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trai
 
 
 def session_titles(at: AppTest) -> list[str]:
-    """The numbered session list, as shown (markdown escapes removed)."""
-    listed = [m.value for m in at.markdown if m.value.startswith("1. ")]
-    return [line.split(". ", 1)[1].replace("\\", "") for line in listed[0].splitlines()] if listed else []
+    """The numbered session list, as shown (plain text, never markdown)."""
+    listed = [t.value for t in at.text if t.value.startswith("1. ")]
+    return [line.split(". ", 1)[1] for line in listed[0].splitlines()] if listed else []
 
 
 def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(
@@ -150,7 +152,7 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     what_if = at.dataframe[-1].value
     assert set(what_if["model"]) == set(readers)
     at.selectbox(key="drop").select(2).run()
-    assert not at.exception and "without **Item 3 \\(group 0\\)**" in at.caption[-1].value
+    assert not at.exception and "without item 3 (chosen above)" in at.caption[-1].value
     at.selectbox(key="edit_position").select(2).run()
     at.button(key="move_up").click().run()
     assert session_titles(at) == ["Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]
@@ -248,10 +250,75 @@ def test_every_combination_of_pipeline_controls_answers_without_an_error(trained
     assert not at.exception and at.dataframe[1].value.shape[0] == 10
 
 
-def test_titles_are_shown_literally_in_markdown():
-    from ui import markdown_text
+INJECTED = "![x](http://127.0.0.1:9/p.png) *Item* <b>1</b> $x$ :red[y]"
 
-    assert markdown_text("[x](http://a) *b* $c$") == "\\[x\\]\\(http://a\\) \\*b\\* \\$c\\$"
+
+def test_titles_are_text_never_markdown_or_html(trained, synthetic, monkeypatch):
+    """A title from a user's file, in every place a view shows one: exactly as written, in plain
+    text elements, tables or chart labels, never inside markdown (an image there is fetched by
+    every viewer's browser)."""
+    from recsys_core import data
+
+    poisoned = copy.deepcopy(synthetic)
+    poisoned.items.loc[1, "title"] = INJECTED  # titles are not part of the fingerprint: the models still load
+    monkeypatch.setitem(data.DATASETS, "synthetic", lambda root: poisoned)
+
+    def in_markdown(at: AppTest) -> list[str]:
+        rendered = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success, *at.subheader]
+        return [m.value for m in rendered if "127.0.0.1" in m.value or "$x$" in m.value]
+
+    at = open_page("pages/4_Embedding_Maps.py")
+    at.selectbox(key="map_item").set_value(1).run()
+    assert not at.exception and not in_markdown(at)
+    assert any(t.value == f"Nearest to {INJECTED} by sasrec" for t in at.text)
+    labels = [str(t) for f in map_figures(at) for trace in f["data"] for t in values(trace.get("text", []))]
+    assert "![x](http://127.0.0.1:9/p.png) *Item* ‹b›1‹/b› $x$ :red[y]" in labels  # no tag for plotly to read
+
+    at = open_page("pages/3_Session_Playground.py")
+    add_title(at, INJECTED)
+    add_title(at, "Item 2 (group 0)")
+    assert not at.exception and not in_markdown(at)
+    assert session_titles(at) == [INJECTED, "Item 2 (group 0)"]  # no backslashes either
+
+    at = open_page("pages/2_User_Explorer.py")
+    at.selectbox(key="user").select(synthetic.user_ids[1]).run()
+    assert not at.exception and not in_markdown(at)
+
+
+def test_a_damaged_store_never_breaks_a_view(trained_synthetic_store, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    shutil.copytree(trained_synthetic_store, store)
+    monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(store))
+    manifest = store / "synthetic" / "manifest.json"
+    for damage in ('{"dataset": "synthetic", "models": []}', "not json{"):
+        manifest.write_text(damage)
+        for page in ("app.py", *PAGES):
+            at = open_page(page)
+            assert not at.error, (damage, page)
+            assert not any("No model is trained" in i.value for i in at.info), (damage, page)
+        at = open_page("app.py")
+        assert any(f"{len(PAGE_MODELS)}** of" in m.value for m in at.markdown)  # every model still counts
+        assert not at.button(key="train_zoo") or "missing" in at.button(key="train_zoo").label
+    metrics = store / "synthetic" / "ease" / "metrics.json"
+    payload = json.loads(metrics.read_text())
+    del payload["test"]["NDCG@10 CI"]
+    metrics.write_text(json.dumps(payload))
+    for page in ("app.py", "pages/1_Overview.py", "pages/6_Evaluate_and_AB.py", "pages/2_User_Explorer.py"):
+        at = open_page(page)
+        warnings = " ".join(w.value for w in at.warning)
+        assert "ease/metrics.json is damaged" in warnings and "--models ease" in warnings, page
+
+
+def test_a_damaged_upload_says_so_on_every_view(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "uploads" / "shop"
+    folder.mkdir(parents=True)
+    (folder / "interactions.csv").write_text("user_id,item_id,rating\nu1,i1,five\n")
+    monkeypatch.setenv("DEEPREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DEEPREC_DATASET", "shop")
+    for page in ("app.py", *PAGES):
+        at = open_page(page)
+        assert "The dataset shop cannot be read" in at.error[0].value, page
+        assert "line 2, column 'rating'&#58; 'five' is not a number" in at.error[0].value  # shown literally
 
 
 def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_store, tmp_path, monkeypatch):
@@ -345,7 +412,7 @@ def test_evaluate_and_ab_with_missing_per_user_metrics_and_with_one_model(
     at = open_page("pages/6_Evaluate_and_AB.py")
     assert not at.error
     warnings = " ".join(w.value for w in at.warning)
-    assert "no per-user metrics for bpr" in warnings and "ease" in warnings and "cannot be read" in warnings
+    assert "no per-user metrics for bpr" in warnings and "ease" in warnings and "is damaged" in warnings
     assert "bpr" not in at.selectbox(key="ab_control").options
     at.button(key="ab_run").click().run()
     assert not at.exception

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import stored_metrics
 
 from recsys_core import retrieval
 from recsys_core.__main__ import main
@@ -143,7 +144,7 @@ def test_params_are_validated():
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 def test_index_saved_beside_the_artifact_round_trips(kind, bpr, synthetic, synthetic_split, monkeypatch):
-    save_artifact(synthetic, bpr, {}, [], {})
+    save_artifact(synthetic, bpr, stored_metrics(), [], {})
     artifact = load_artifact(synthetic, "bpr")
     built = load_or_build_index(artifact, kind)
     path = index_path(artifact, built.params)
@@ -159,7 +160,7 @@ def test_index_saved_beside_the_artifact_round_trips(kind, bpr, synthetic, synth
 
 
 def test_index_cache_follows_the_artifact_version(bpr, synthetic, synthetic_split):
-    save_artifact(synthetic, bpr, {}, [], {})
+    save_artifact(synthetic, bpr, stored_metrics(), [], {})
     old = load_artifact(synthetic, "bpr")
     first = load_or_build_index(old, "hnsw")
     assert load_or_build_index(old, "hnsw").index_ is first.index_, "built once, then cached"
@@ -167,7 +168,7 @@ def test_index_cache_follows_the_artifact_version(bpr, synthetic, synthetic_spli
 
     retrained = build_model("bpr", synthetic.n_users, synthetic.n_items)
     fit(retrained, synthetic_split, torch.device("cpu"), max_epochs=2)
-    save_artifact(synthetic, retrained, {}, [], {})
+    save_artifact(synthetic, retrained, stored_metrics(), [], {})
     new = load_artifact(synthetic, "bpr")
     assert new.version != old.version
     # The old version's file dropped into the new directory is ignored: its name holds the old version.
@@ -212,7 +213,7 @@ def test_cli_recommends_through_an_index_and_refuses_other_models(bpr, synthetic
     pop = build_model("pop", synthetic.n_users, synthetic.n_items)
     fit(pop, synthetic_split, torch.device("cpu"))
     for model in (bpr, pop):
-        save_artifact(synthetic, model, {}, [], {})
+        save_artifact(synthetic, model, stored_metrics(), [], {})
     line = '{"user_id": "u5", "k": 5, "exclude": ["i1"]}\n'
     answers = {}
     for flag in ([], ["--index", "flat"], ["--index", "hnsw"]):

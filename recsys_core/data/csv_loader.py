@@ -1,48 +1,90 @@
 """Interactions from a user's CSV: ``user_id,item_id[,rating][,timestamp]`` plus an optional items
-CSV ``item_id,title[,genres]``. Every problem is reported with its line and column; a bad file
-raises :class:`CsvError` and nothing is written anywhere.
+CSV ``item_id,title[,genres]``. Every problem is reported with its line (the file's own line, also
+when a quoted cell spans several), column and value; a bad file raises :class:`CsvError` and
+nothing is written anywhere.
+
+Ids are kept as written (``007`` stays ``007``, case matters) except for spaces around them, which
+are dropped here and in requests alike (:func:`recsys_core.data.dataset.normalise_id`).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsys_core.data.dataset import Dataset, build_dataset
+from recsys_core.data.dataset import Dataset, DatasetTooSmall, build_dataset, keep_evaluable_users
 
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_MIB = 50.0
 REQUIRED = ("user_id", "item_id")
+# Timestamps are stored as int64: Unix seconds, milliseconds or any other whole ordering number fit.
+TIMESTAMP_RANGE = (-(2**63) + 1, 2**63 - 1)
 
 
 class CsvError(ValueError):
     """A user-supplied CSV that cannot be used; the message names the line and column."""
 
 
+def max_csv_bytes() -> int:
+    """The size limit of one CSV file, from the command line or an upload alike:
+    ``DEEPREC_MAX_UPLOAD_MB`` mebibytes (MiB; default 50)."""
+    try:
+        mebibytes = float(os.environ.get("DEEPREC_MAX_UPLOAD_MB", DEFAULT_MAX_MIB))
+    except ValueError:
+        mebibytes = DEFAULT_MAX_MIB
+    return int(max(mebibytes, 0.001) * 2**20)
+
+
+def size_error(label: str, size: int, limit: int) -> CsvError:
+    return CsvError(f"{label} is {binary_size(size)}; the limit is {binary_size(limit)} "
+                    "(set DEEPREC_MAX_UPLOAD_MB, in MiB, to change it)")  # fmt: skip
+
+
+def binary_size(n_bytes: int) -> str:
+    """``n_bytes`` in the unit that reads best, in powers of 1024 (the limit is set in MiB)."""
+    if n_bytes < 1024:
+        return f"{n_bytes} bytes"
+    if n_bytes < 2**20:
+        return f"{n_bytes / 1024:.1f} KiB"
+    return f"{n_bytes / 2**20:.1f} MiB"
+
+
 def load_interactions_csv(
     path: str | Path,
     items_path: str | Path | None = None,
     name: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
 ) -> Dataset:
+    """``max_bytes`` defaults to :func:`max_csv_bytes`."""
     path = Path(path)
+    max_bytes = max_csv_bytes() if max_bytes is None else max_bytes
     payload = _read_limited(path, max_bytes)
     ratings, notes = parse_interactions_csv(payload, source_name=path.name)
     items = None
     if items_path is not None:
         items = parse_items_csv(_read_limited(Path(items_path), max_bytes), source_name=Path(items_path).name)
     digest = hashlib.sha256(payload).hexdigest()[:10]
-    return build_dataset(
-        name or f"{_safe_stem(path.stem)}-{digest}", ratings, items, None, source=f"CSV file {path}", notes=notes
-    )
+    # Named by content: artifacts trained on one version of a file are never taken for another's.
+    # Commands that name the dataset again (retrain hints) use ``reference``: the path itself.
+    return build_dataset(name or f"{_safe_stem(path.stem)}-{digest}", ratings, items, None, source=f"CSV file {path}",
+                         notes=notes, reference=name or str(path))  # fmt: skip
 
 
 def parse_interactions_csv(payload: bytes, source_name: str = "the file") -> tuple[pd.DataFrame, list[str]]:
-    """Validate and normalise an interactions CSV; returns the frame and notes on what was fixed."""
-    frame = _read_frame(payload, source_name)
+    """Validate and normalise an interactions CSV; returns the frame and notes on what was fixed.
+
+    Users with fewer interactions than the protocol holds out are left out (with a note); too few
+    users left is a :class:`CsvError` (see :func:`recsys_core.data.dataset.keep_evaluable_users`).
+    """
+    table = _read_table(payload, source_name)
+    frame = table.frame
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise CsvError(
@@ -52,11 +94,11 @@ def parse_interactions_csv(payload: bytes, source_name: str = "the file") -> tup
     if frame.empty:
         raise CsvError(f"{source_name}: no interaction rows after the header")
     for column in REQUIRED:
-        _require_non_empty(frame, column, source_name)
+        table.require_non_empty(column)
     notes: list[str] = []
-    rating = _numeric_column(frame, "rating", source_name) if "rating" in frame else np.ones(len(frame))
+    rating = _numeric_column(table, "rating") if "rating" in frame else np.ones(len(frame))
     if "timestamp" in frame:
-        timestamp = _timestamp_column(frame, source_name)
+        timestamp = _timestamp_column(table)
     else:
         # Without timestamps, file order is the only order there is.
         timestamp = np.arange(len(frame), dtype=np.int64)
@@ -77,24 +119,27 @@ def parse_interactions_csv(payload: bytes, source_name: str = "the file") -> tup
         keep = np.sort(order[~duplicated.to_numpy()])
         ratings = ratings.iloc[keep].reset_index(drop=True)
         notes.append(f"{n_duplicates} repeated (user_id, item_id) rows merged into their first occurrence")
-    return ratings, notes
+    try:
+        ratings, dropped = keep_evaluable_users(ratings)
+    except DatasetTooSmall as error:
+        raise CsvError(f"{source_name}: {error}") from None
+    return ratings, notes + dropped
 
 
 def parse_items_csv(payload: bytes, source_name: str = "the items file") -> pd.DataFrame:
-    frame = _read_frame(payload, source_name)
+    table = _read_table(payload, source_name)
+    frame = table.frame
     missing = [c for c in ("item_id", "title") if c not in frame.columns]
     if missing:
         raise CsvError(
             f"{source_name}: line 1 (header) lacks column(s) {', '.join(missing)}; found "
             f"{', '.join(frame.columns) or 'none'}. Expected item_id,title[,genres]."
         )
-    _require_non_empty(frame, "item_id", source_name)
+    table.require_non_empty("item_id")
     duplicated = frame["item_id"].str.strip().duplicated()
     if duplicated.any():
-        line = int(np.flatnonzero(duplicated.to_numpy())[0]) + 2
-        raise CsvError(
-            f"{source_name}: line {line}, column 'item_id': item {frame['item_id'].iloc[line - 2]!r} is listed twice"
-        )
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise table.error(row, "item_id", f"item {frame['item_id'].iloc[row]!r} is listed twice")
     return pd.DataFrame(
         {
             "item_id": frame["item_id"].str.strip(),
@@ -110,11 +155,47 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
         raise CsvError(f"{path}: no such file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise CsvError(f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit")
+        raise size_error(str(path), size, max_bytes)
     return path.read_bytes()
 
 
-def _read_frame(payload: bytes, source_name: str) -> pd.DataFrame:
+class _Table:
+    """A parsed CSV with what its messages need: the file's name and the line each row starts on."""
+
+    def __init__(self, frame: pd.DataFrame, text: str, source_name: str) -> None:
+        self.frame, self.text, self.source_name = frame, text, source_name
+
+    def line(self, row: int) -> int:
+        """The file line (1-based, the header is line 1) on which data row ``row`` starts."""
+        starts = record_lines(self.text)
+        return starts[row + 1] if row + 1 < len(starts) else row + 2
+
+    def error(self, row: int, column: str, problem: str) -> CsvError:
+        return CsvError(f"{self.source_name}: line {self.line(row)}, column '{column}': {problem}")
+
+    def require_non_empty(self, column: str) -> None:
+        values = self.frame[column]
+        empty = values.isna() | (values.astype(str).str.strip() == "")
+        if empty.any():
+            raise self.error(int(np.flatnonzero(empty.to_numpy())[0]), column, "empty value")
+
+
+def record_lines(text: str) -> list[int]:
+    """The line each CSV record starts on (blank lines skipped, as pandas skips them): a quoted
+    cell may hold line breaks, so record n is not always on line n + 1."""
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    starts, line = [], 1
+    try:
+        for record in reader:
+            if record:
+                starts.append(line)
+            line = reader.line_num + 1
+    except csv.Error:
+        pass  # a line the reader rejects ends the map; the caller falls back to one record per line
+    return starts
+
+
+def _read_table(payload: bytes, source_name: str) -> _Table:
     try:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -123,53 +204,100 @@ def _read_frame(payload: bytes, source_name: str) -> pd.DataFrame:
     if not text.strip():
         raise CsvError(f"{source_name}: the file is empty")
     try:
-        # dtype=str keeps ids exactly as written ("007" stays "007"); numbers are parsed below.
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
+        with warnings.catch_warnings():
+            # index_col=False: a row with one cell too many is an error, not a silent shift of every
+            # column into pandas' implicit index (which it announces only with this warning).
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # dtype=str keeps ids exactly as written ("007" stays "007"); numbers are parsed below.
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
+                                skipinitialspace=True, index_col=False)  # fmt: skip
+    except pd.errors.ParserWarning as error:
+        raise CsvError(f"{source_name}: {_long_record_message(text) or error}") from None
     except pd.errors.ParserError as error:
-        raise CsvError(f"{source_name}: {_parser_message(error)}") from error
+        raise CsvError(f"{source_name}: {_parser_message(error, text)}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame
+    return _Table(frame, text, source_name)
 
 
-def _parser_message(error: Exception) -> str:
-    # pandas says "Expected 3 fields in line 5, saw 4"; that already names the line.
-    text = str(error).strip().splitlines()[-1]
-    return text.replace("Error tokenizing data. C error: ", "")
+def _parser_message(error: Exception, text: str) -> str:
+    """pandas' tokenizer error with its record number turned into the file's line."""
+    message = str(error).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
+    starts = record_lines(text)
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", message)
+    if unclosed:
+        record = int(unclosed.group(1))  # 0 is the header
+        line = starts[record] if record < len(starts) else record + 1
+        return f"line {line}: a quoted cell is never closed (a \" without its closing \")"
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if fields:
+        expected, record, seen = (int(g) for g in fields.groups())
+        line = starts[record - 1] if record - 1 < len(starts) else record
+        return f"line {line}: {seen} cells where the header has {expected}"
+    return message
 
 
-def _require_non_empty(frame: pd.DataFrame, column: str, source_name: str) -> None:
-    empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
-    if empty.any():
-        line = int(np.flatnonzero(empty.to_numpy())[0]) + 2
-        raise CsvError(f"{source_name}: line {line}, column '{column}': empty value")
+def _long_record_message(text: str) -> str | None:
+    """Which line has more cells than the header, as the csv module reads the file."""
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    header, line = None, 1
+    try:
+        for record in reader:
+            if record and header is None:
+                header = len(record)
+            elif record and len(record) > header:
+                return f"line {line}: {len(record)} cells where the header has {header}"
+            line = reader.line_num + 1
+    except csv.Error:
+        return None
+    return None
 
 
-def _numeric_column(frame: pd.DataFrame, column: str, source_name: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce")
+def _numeric_column(table: _Table, column: str) -> np.ndarray:
+    table.require_non_empty(column)
+    raw = table.frame[column]
+    values = pd.to_numeric(raw.str.strip(), errors="coerce")
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CsvError(f"{source_name}: line {row + 2}, column '{column}': {frame[column].iloc[row]!r} is not a number")
+        kind = "a number" if pd.isna(values.iloc[row]) else "a finite number"
+        raise table.error(row, column, f"{raw.iloc[row]!r} is not {kind}")
     return values.to_numpy(dtype=np.float32)
 
 
-def _timestamp_column(frame: pd.DataFrame, source_name: str) -> np.ndarray:
-    """Unix seconds, or ISO dates/times (converted to Unix seconds, UTC)."""
-    raw = frame["timestamp"]
+def _timestamp_column(table: _Table) -> np.ndarray:
+    """Unix seconds (or any whole ordering number in the int64 range), or ISO dates/times
+    (converted to Unix seconds, UTC); one form for the whole column."""
+    table.require_non_empty("timestamp")
+    raw = table.frame["timestamp"].str.strip()
     numeric = pd.to_numeric(raw, errors="coerce")
-    if numeric.notna().all():
-        return numeric.to_numpy(dtype=np.float64).astype(np.int64)
-    parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+    is_number = numeric.notna().to_numpy()
+    if is_number.all():
+        as_float = numeric.to_numpy(dtype=np.float64)
+        low, high = TIMESTAMP_RANGE
+        # float64 rounds 2**63 - 1 up to 2**63, so the upper bound is strict in that space.
+        outside = ~np.isfinite(as_float) | (as_float < low) | (as_float >= float(high))
+        if numeric.dtype.kind in "iu":  # exact integers: compare exactly
+            outside = (numeric > high).to_numpy() | (numeric < low).to_numpy()
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise table.error(row, "timestamp", f"{raw.iloc[row]!r} is outside the range of timestamps "
+                              f"(whole numbers from {low:,} to {high:,})")  # fmt: skip
+        return numeric.to_numpy(dtype=np.int64) if numeric.dtype.kind in "iu" else as_float.astype(np.int64)
+    dates = pd.to_datetime(raw.where(~is_number), errors="coerce", utc=True, format="ISO8601")
+    neither = ~is_number & dates.isna().to_numpy()
+    if neither.any():
+        row = int(np.flatnonzero(neither)[0])
+        raise table.error(row, "timestamp", f"{raw.iloc[row]!r} is neither Unix seconds nor an ISO date "
+                          "(from 1677 to 2262, e.g. 2024-01-31 or 2024-01-31T18:05:00)")  # fmt: skip
+    if is_number.any():
+        number, date = int(np.flatnonzero(is_number)[0]), int(np.flatnonzero(~is_number)[0])
         raise CsvError(
-            f"{source_name}: line {row + 2}, column 'timestamp': {raw.iloc[row]!r} is neither Unix "
-            "seconds nor an ISO date"
+            f"{table.source_name}: column 'timestamp' mixes Unix seconds (line {table.line(number)}: "
+            f"{raw.iloc[number]!r}) and ISO dates (line {table.line(date)}: {raw.iloc[date]!r}); use one form"
         )
     # Resolution-independent (pandas 3 may store microseconds rather than nanoseconds).
     epoch = pd.Timestamp(0, tz="UTC")
-    return ((parsed - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    return ((dates - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
 
 
 def _safe_stem(stem: str) -> str:

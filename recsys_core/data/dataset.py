@@ -9,12 +9,21 @@ library has ``n_users + 1`` or ``n_items + 1`` rows.
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
+# The protocol holds out each user's last two interactions (validation, test) and trains on the rest.
+MIN_INTERACTIONS = 3
+# Fewer evaluated users than this and every metric's 95% interval is wider than the metric itself.
+MIN_EVALUATED_USERS = 10
+
+
+class DatasetTooSmall(ValueError):
+    """Too few users with enough interactions for the evaluation protocol; the message says how many."""
 
 
 @dataclass
@@ -36,8 +45,10 @@ class Dataset:
     users: pd.DataFrame
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    reference: str = ""  # what loads it again (``--dataset``): its name, or a CSV file's path
 
     def __post_init__(self) -> None:
+        self.reference = self.reference or self.name
         self.user_ids = np.array(["<pad>", *self.users["user_id"].tolist()], dtype=object)
         self.item_ids = np.array(["<pad>", *self.items["item_id"].tolist()], dtype=object)
         self._user_index = {uid: i for i, uid in enumerate(self.user_ids) if i > 0}
@@ -104,14 +115,14 @@ def normalise_id(external_id: object) -> str:
     lists and the like are rejected because they cannot be anyone's id.
     """
     if isinstance(external_id, bool) or external_id is None:
-        raise TypeError(f"an id must be a string or an integer, not {external_id!r}")
+        raise TypeError(f"an id must be a string or an integer, not {reprlib.repr(external_id)}")
     if isinstance(external_id, str):
-        return external_id
+        return external_id.strip()  # as CSV cells are read: " 196" and "196" are one id
     if isinstance(external_id, (int, np.integer)):
         return str(int(external_id))
     if isinstance(external_id, float) and external_id.is_integer():
         return str(int(external_id))
-    raise TypeError(f"an id must be a string or an integer, not {external_id!r}")
+    raise TypeError(f"an id must be a string or an integer, not {reprlib.repr(external_id)}")
 
 
 def build_dataset(
@@ -121,6 +132,7 @@ def build_dataset(
     users: pd.DataFrame | None = None,
     source: str = "",
     notes: list[str] | None = None,
+    reference: str = "",
 ) -> Dataset:
     """Assign internal ids and assemble a :class:`Dataset`.
 
@@ -164,7 +176,32 @@ def build_dataset(
             "timestamp": ratings["timestamp"].to_numpy(dtype=np.int64),
         }
     )
-    return Dataset(name, interactions, item_frame, user_frame, source=source, notes=list(notes or []))
+    return Dataset(name, interactions, item_frame, user_frame, source=source, notes=list(notes or []),
+                   reference=reference)  # fmt: skip
+
+
+def keep_evaluable_users(ratings: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``ratings`` (``user_id`` per row) without the users who have fewer than
+    :data:`MIN_INTERACTIONS` rows, and a note saying how many were left out; raises
+    :class:`DatasetTooSmall` when fewer than :data:`MIN_EVALUATED_USERS` users remain.
+
+    Such a user could be neither trained on nor evaluated: with one or two interactions, holding out
+    the validation and test items leaves nothing to learn from.
+    """
+    counts = ratings["user_id"].value_counts()
+    short = counts.index[counts < MIN_INTERACTIONS]
+    kept = len(counts) - len(short)
+    if kept < MIN_EVALUATED_USERS:
+        raise DatasetTooSmall(
+            f"{kept} of {len(counts)} users have the {MIN_INTERACTIONS} interactions the protocol needs (one each "
+            f"for training, validation and test); at least {MIN_EVALUATED_USERS} such users are needed"
+        )
+    if len(short) == 0:
+        return ratings, []
+    dropped = ratings["user_id"].isin(short)
+    note = (f"{len(short):,} of {len(counts):,} users have fewer than {MIN_INTERACTIONS} interactions (the protocol "
+            f"holds out 2 per user) and were left out with their {int(dropped.sum()):,} rows; {kept:,} users remain")
+    return ratings[~dropped].reset_index(drop=True), [note]
 
 
 def _ordered_ids(ids: pd.Series) -> list[str]:

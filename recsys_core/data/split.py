@@ -3,7 +3,8 @@
 Each user's interactions are ordered by timestamp, ties kept in file order (a stable sort); the
 last one is the test item, the second to last the validation item, the rest is training data.
 Users with fewer than three interactions keep everything in training and are not evaluated:
-with fewer there is no history left to learn from once two items are held out.
+with fewer there is no history left to learn from once two items are held out. (Files users bring
+are checked before this: such users are left out with a note, see ``keep_evaluable_users``.)
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_core.data.dataset import Dataset
+from recsys_core.data.dataset import MIN_INTERACTIONS, Dataset
 
 PROTOCOL = (
     "temporal leave-last-out per user; full-catalogue ranking; train+validation history excluded; "
     "tuned on validation, reported on test"
 )
-MIN_INTERACTIONS = 3
 
 
 @dataclass

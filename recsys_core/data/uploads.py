@@ -14,23 +14,20 @@ import shutil
 import uuid
 from pathlib import Path
 
-from recsys_core.data.csv_loader import CsvError, load_interactions_csv, parse_interactions_csv, parse_items_csv
+from recsys_core.data.csv_loader import (
+    CsvError,
+    load_interactions_csv,
+    max_csv_bytes,
+    parse_interactions_csv,
+    parse_items_csv,
+    size_error,
+)
 from recsys_core.data.dataset import Dataset
 from recsys_core.paths import data_dir
 
 UPLOADS = "uploads"
 INTERACTIONS, ITEMS = "interactions.csv", "items.csv"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-DEFAULT_MAX_MB = 50.0
-
-
-def max_upload_bytes() -> int:
-    """The size limit of one uploaded file: ``DEEPREC_MAX_UPLOAD_MB`` megabytes (default 50)."""
-    try:
-        megabytes = float(os.environ.get("DEEPREC_MAX_UPLOAD_MB", DEFAULT_MAX_MB))
-    except ValueError:
-        megabytes = DEFAULT_MAX_MB
-    return int(max(megabytes, 0.001) * 1024 * 1024)
 
 
 def uploads_dir(root: Path | None = None) -> Path:
@@ -71,11 +68,10 @@ def save_upload(
     the size limit; nothing is written then.
     """
     name = check_name(name, reserved)
-    limit = max_upload_bytes()
+    limit = max_csv_bytes()
     for label, payload in (("the interactions file", interactions), ("the items file", items)):
         if payload is not None and len(payload) > limit:
-            raise CsvError(f"{label} is {len(payload) / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB "
-                           "(DEEPREC_MAX_UPLOAD_MB)")  # fmt: skip
+            raise size_error(label, len(payload), limit)
     parse_interactions_csv(interactions, source_name=INTERACTIONS)  # raises with the line and column
     if items is not None:
         parse_items_csv(items, source_name=ITEMS)
@@ -104,7 +100,7 @@ def load_uploaded(name: str, folder: Path | None = None, root: Path | None = Non
     folder = folder or uploads_dir(root) / name
     items = folder / ITEMS
     return load_interactions_csv(folder / INTERACTIONS, items if items.is_file() else None, name=name,
-                                 max_bytes=max(max_upload_bytes(), (folder / INTERACTIONS).stat().st_size))  # fmt: skip
+                                 max_bytes=max(max_csv_bytes(), (folder / INTERACTIONS).stat().st_size))  # fmt: skip
 
 
 def delete_upload(name: str, root: Path | None = None) -> None:
