@@ -9,7 +9,16 @@ import streamlit as st
 from recsys_core.artifacts import ArtifactError, leaderboard, read_record
 from recsys_core.data import PROTOCOL
 from recsys_core.data import stats as data_stats
-from ui import HOME_HINT, dataset_metrics, family_of, leaderboard_table, literal, open_view, trained_versions
+from ui import (
+    HOME_HINT,
+    chart_text,
+    dataset_metrics,
+    family_of,
+    leaderboard_table,
+    literal,
+    open_view,
+    trained_versions,
+)
 
 dataset = open_view("Overview", "📊")
 name = dataset.name
@@ -144,8 +153,9 @@ elif chart == "Genres":
     if tables["genres"].empty:
         st.info("This dataset has no genres.")
     else:
+        genres = tables["genres"].assign(genre=tables["genres"]["genre"].map(chart_text))
         st.plotly_chart(
-            px.bar(tables["genres"], x="genre", y="interactions", hover_data=["items"], title="Interactions per genre"),
+            px.bar(genres, x="genre", y="interactions", hover_data=["items"], title="Interactions per genre"),
             width="stretch",
         )
 elif chart == "Ratings over time":

@@ -2,6 +2,7 @@
 every problem is a CsvError naming the file's own line and the value, nothing else escapes, and a
 file too small for the protocol is refused or trimmed with a note."""
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from recsys_core.__main__ import main
 from recsys_core.artifacts import ArtifactMissing, load_artifact
 from recsys_core.data import CsvError, load_dataset, save_upload
-from recsys_core.data.csv_loader import parse_interactions_csv, parse_items_csv
+from recsys_core.data.csv_loader import TIMESTAMP_RANGE, parse_interactions_csv, parse_items_csv
 
 HEADER = b"user_id,item_id,timestamp\n"
 
@@ -48,7 +49,8 @@ def test_arbitrary_items_files_are_read_or_refused_with_a_csv_error(payload):
 BAD_TIMESTAMPS = st.one_of(
     st.sampled_from(["inf", "-inf", "nan", "1e30", "12345678901234567890", "-99999999999999999999", "yesterday"]),
     st.text(alphabet="abcxyz:/ ", min_size=1, max_size=8).filter(lambda t: t.strip()),
-    st.integers(min_value=2**63, max_value=10**30).map(str),
+    st.integers(min_value=TIMESTAMP_RANGE[1] + 1, max_value=10**30).map(str),
+    st.integers(min_value=-(10**30), max_value=TIMESTAMP_RANGE[0] - 1).map(str),
 )
 
 
@@ -67,14 +69,16 @@ def test_a_bad_timestamp_names_its_own_line_and_value(value, position, quoted_br
 
 
 @settings(max_examples=100, deadline=None)
-@given(stamps=st.lists(st.integers(-(2**63) + 1, 2**63 - 1), min_size=30, max_size=30, unique=True))
-def test_whole_timestamps_in_the_int64_range_are_kept_exactly(stamps):
+@given(stamps=st.lists(st.integers(*TIMESTAMP_RANGE), min_size=30, max_size=30, unique=True))
+def test_whole_timestamps_in_the_range_are_kept_exactly_and_shown_as_dates(stamps):
     rows = [f"u{n % 10},i{n},{stamp}" for n, stamp in enumerate(stamps)]
     ratings, _ = parse_interactions_csv(csv_bytes(rows))
     assert ratings["timestamp"].tolist() == stamps
+    dates = pd.to_datetime(ratings["timestamp"].to_numpy(), unit="s", utc=True)  # as the views and rankers read them
+    assert dates.notna().all()
 
 
-@pytest.mark.parametrize("value", ["1e30", "inf", "12345678901234567890"])
+@pytest.mark.parametrize("value", ["1e30", "inf", "12345678901234567890", "1733097600000"])
 def test_timestamps_outside_the_range_are_refused_not_wrapped(value):
     rows = good_rows()
     rows.append(f"u1,i9,{value}")

@@ -24,8 +24,10 @@ from recsys_core.data.dataset import Dataset, DatasetTooSmall, build_dataset, ke
 
 DEFAULT_MAX_MIB = 50.0
 REQUIRED = ("user_id", "item_id")
-# Timestamps are stored as int64: Unix seconds, milliseconds or any other whole ordering number fit.
-TIMESTAMP_RANGE = (-(2**63) + 1, 2**63 - 1)
+# Unix seconds that a date can show (pandas' datetime range, 1677-09-21 to 2262-04-11): the views
+# draw timestamps as dates and the rankers read weekday and hour from them. Positions in a history
+# (0, 1, 2, ...) fit too; milliseconds do not.
+TIMESTAMP_RANGE = (-9_223_372_036, 9_223_372_036)
 
 
 class CsvError(ValueError):
@@ -265,24 +267,22 @@ def _numeric_column(table: _Table, column: str) -> np.ndarray:
 
 
 def _timestamp_column(table: _Table) -> np.ndarray:
-    """Unix seconds (or any whole ordering number in the int64 range), or ISO dates/times
+    """Unix seconds in :data:`TIMESTAMP_RANGE` (or positions in a history), or ISO dates/times
     (converted to Unix seconds, UTC); one form for the whole column."""
     table.require_non_empty("timestamp")
     raw = table.frame["timestamp"].str.strip()
     numeric = pd.to_numeric(raw, errors="coerce")
     is_number = numeric.notna().to_numpy()
     if is_number.all():
-        as_float = numeric.to_numpy(dtype=np.float64)
         low, high = TIMESTAMP_RANGE
-        # float64 rounds 2**63 - 1 up to 2**63, so the upper bound is strict in that space.
-        outside = ~np.isfinite(as_float) | (as_float < low) | (as_float >= float(high))
-        if numeric.dtype.kind in "iu":  # exact integers: compare exactly
-            outside = (numeric > high).to_numpy() | (numeric < low).to_numpy()
+        as_float = numeric.to_numpy(dtype=np.float64)  # exact for every whole number in the range
+        outside = ~np.isfinite(as_float) | (as_float < low) | (as_float > high)
         if outside.any():
             row = int(np.flatnonzero(outside)[0])
-            raise table.error(row, "timestamp", f"{raw.iloc[row]!r} is outside the range of timestamps "
-                              f"(whole numbers from {low:,} to {high:,})")  # fmt: skip
-        return numeric.to_numpy(dtype=np.int64) if numeric.dtype.kind in "iu" else as_float.astype(np.int64)
+            raise table.error(row, "timestamp", f"{raw.iloc[row]!r} is outside the range of timestamps: Unix "
+                              f"seconds from {low:,} to {high:,} (1677-09-21 to 2262-04-11); for milliseconds, "
+                              "divide by 1,000")  # fmt: skip
+        return np.floor(as_float).astype(np.int64)
     dates = pd.to_datetime(raw.where(~is_number), errors="coerce", utc=True, format="ISO8601")
     neither = ~is_number & dates.isna().to_numpy()
     if neither.any():
