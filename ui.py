@@ -260,17 +260,20 @@ def heatmap(
     y_title: str = "",
 ) -> go.Figure:
     """A heat map with the first row on top (plotly graph objects: a tenth of plotly express's time,
-    which matters on pages that redraw at every widget change)."""
+    which matters on pages that redraw at every widget change); labels and title from data are
+    made safe for plotly here (:func:`chart_text`)."""
     zmax = float(np.max(z)) if zmax is None else zmax
+    x, y = [chart_text(v) for v in x], [chart_text(v) for v in y]
     trace = go.Heatmap(z=z, x=x, y=y, zmin=0, zmax=zmax, colorscale="Blues", texttemplate="%{z:.2f}" if text else None)
     figure = go.Figure(trace)
-    figure.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, yaxis_autorange="reversed")
+    figure.update_layout(title=chart_text(title), xaxis_title=x_title, yaxis_title=y_title, yaxis_autorange="reversed")
     return figure
 
 
 def heatmap_grid(stack: np.ndarray, labels: list[str], titles: list[str], columns: int, title: str) -> go.Figure:
     """One heat map per (T, T) slice of ``stack`` (N, T, T), ``columns`` per row, sharing one colour scale."""
     rows = -(-len(stack) // columns)
+    labels = [chart_text(label) for label in labels]
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.12)
     for n, matrix in enumerate(stack):
         figure.add_trace(
@@ -294,7 +297,8 @@ def cached_map(dataset_name: str, model_name: str, version: str, kind: str) -> E
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_map_points(dataset_name: str, model_name: str, version: str, kind: str) -> pd.DataFrame:
     drawn = cached_map(dataset_name, model_name, version, kind)
-    return map_points(cached_dataset(dataset_name), cached_split(dataset_name), drawn)
+    points = map_points(cached_dataset(dataset_name), cached_split(dataset_name), drawn)
+    return points.assign(label=points["label"].map(chart_text))  # once per map, not at every redraw
 
 
 def map_is_stored(dataset_name: str, model_name: str, version: str, kind: str) -> bool:
@@ -322,13 +326,12 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
     point carries its id as ``customdata``, which a click hands back."""
     figure = go.Figure()
     hover = "%{text}<extra>%{fullData.name}</extra>"
-    labels = points["label"].map(chart_text)
     if colour in CONTINUOUS_COLOURS:
         values = points[CONTINUOUS_COLOURS[colour]].to_numpy(dtype=np.float64)
         shown = np.log10(1 + values) if colour in ("popularity", "activity") else values
         bar_title = f"log10(1 + {colour})" if colour in ("popularity", "activity") else colour
         figure.add_trace(go.Scatter(
-            x=points["x"], y=points["y"], mode="markers", text=labels, customdata=points["id"],
+            x=points["x"], y=points["y"], mode="markers", text=points["label"], customdata=points["id"],
             name=colour, hovertemplate=hover, showlegend=False,
             marker={"size": 6, "opacity": 0.75, "color": shown, "colorscale": "Viridis",
                     "colorbar": {"title": bar_title}},
@@ -336,7 +339,7 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
     else:
         for value, group in points.groupby("genre", sort=True):
             figure.add_trace(go.Scatter(
-                x=group["x"], y=group["y"], mode="markers", text=labels.loc[group.index], customdata=group["id"],
+                x=group["x"], y=group["y"], mode="markers", text=group["label"], customdata=group["id"],
                 name=chart_text(value), hovertemplate=hover, marker={"size": 6, "opacity": 0.7},
             ))  # fmt: skip
     where = points.set_index("id")
@@ -347,7 +350,7 @@ def embedding_figure(points: pd.DataFrame, colour: str, title: str, overlays: li
         spot = where.loc[ids]
         figure.add_trace(go.Scatter(
             x=spot["x"], y=spot["y"], mode="lines+markers" if overlay.path else "markers",
-            name=chart_text(overlay.name), text=spot["label"].map(chart_text), customdata=ids, hovertemplate=hover,
+            name=chart_text(overlay.name), text=spot["label"], customdata=ids, hovertemplate=hover,
             line={"color": overlay.colour, "width": 2}, legendrank=1,
             marker={"symbol": overlay.symbol, "size": overlay.size, "color": overlay.colour,
                     "line": {"width": 2, "color": overlay.colour}},

@@ -16,7 +16,6 @@ from ui import (
     cached_reason_vectors,
     cached_split,
     cached_user_activity,
-    chart_text,
     family_of,
     heatmap,
     literal,
@@ -157,7 +156,7 @@ if len(lists) >= 2:
         list(matrix.index),
         zmax=1,
         text=True,
-        title=f"{measure} between the top-{K} lists of user {chart_text(user_id)}",
+        title=f"{measure} between the top-{K} lists of user {user_id}",
     )
     st.plotly_chart(figure, width="stretch")
     st.caption(

@@ -11,7 +11,6 @@ from recsys_core.explain import rank_changes, recommend_each, without_position
 from recsys_core.serving import Answer, Request, session_attention
 from ui import (
     cached_split,
-    chart_text,
     family_of,
     heatmap,
     heatmap_grid,
@@ -168,7 +167,7 @@ else:
             st.warning(f"{model}: no attention to show ({type(error).__name__}: {error})")
             continue
         labels = [
-            chart_text(f"{n + 1}. {title_of(i)[:30]}") if i != "[mask]" else f"{n + 1}. [mask]"
+            f"{n + 1}. {title_of(i)[:30]}" if i != "[mask]" else f"{n + 1}. [mask]"
             for n, i in enumerate(view.items)
         ]
         n_layers, n_heads = view.weights.shape[:2]

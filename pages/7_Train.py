@@ -4,6 +4,7 @@ Bring your own data: upload an interactions CSV (and an items CSV) as a new data
 
 from __future__ import annotations
 
+import math
 import time
 
 import streamlit as st
@@ -120,8 +121,12 @@ with data_tab:
         st.caption("Uploads are switched off with training (DEEPREC_UI_TRAINING=0).")
     else:
         with st.form("upload_form", clear_on_submit=False):
-            interactions = st.file_uploader("Interactions CSV", type=["csv"], key="upload_interactions")
-            items = st.file_uploader("Items CSV (optional)", type=["csv"], key="upload_items")
+            # The same limit in the widget (whole MiB), so an oversized file is refused before it is sent.
+            widget_limit = max(1, math.ceil(limit_mib))
+            interactions = st.file_uploader("Interactions CSV", type=["csv"], key="upload_interactions",
+                                            max_upload_size=widget_limit)  # fmt: skip
+            items = st.file_uploader("Items CSV (optional)", type=["csv"], key="upload_items",
+                                     max_upload_size=widget_limit)  # fmt: skip
             new_name = st.text_input("Dataset name", placeholder="e.g. my-shop", key="upload_name",
                                      help="lower-case letters, digits, '-' and '_'")  # fmt: skip
             added = st.form_submit_button("Add the dataset", key="add_dataset")

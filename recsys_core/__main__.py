@@ -30,16 +30,16 @@ from recsys_core.jobs import ProgressJournal
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
 from recsys_core.pipeline import (
     DEFAULT_CANDIDATES,
-    MAX_CANDIDATES,
     SEPARATOR,
     PipelineError,
+    check_candidates,
     evaluate_pipelines,
     recommend_pipeline,
     split_name,
 )
-from recsys_core.request_stream import answer_lines, printable
+from recsys_core.request_stream import answer_lines
 from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
-from recsys_core.serving import MAX_K, Request, recommend
+from recsys_core.serving import Request, RequestError, check_k, printable, recommend
 from recsys_core.train import Progress, default_workers, train_models
 
 EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_FAILED = 2, 3, 1
@@ -257,13 +257,12 @@ def _recommend(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # Checked before any line is read: a bad default would fail every line that has no k of its own.
-    if not 1 <= args.k <= MAX_K:
-        raise ConfigError(f"--k must be from 1 to {MAX_K}, not {args.k}")
-    if ranker_name and not 1 <= args.candidates <= MAX_CANDIDATES:
-        raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES:,}, not {args.candidates}")
-    if ranker_name and args.k > args.candidates:
-        raise ConfigError(f"--k {args.k} is more than the {args.candidates} candidates the ranker orders; "
-                          f"raise --candidates to at least {args.k}")  # fmt: skip
+    try:
+        check_k(args.k, "--k")
+        if ranker_name:
+            check_candidates(args.candidates, args.k, "--candidates")
+    except (RequestError, PipelineError) as error:
+        raise ConfigError(str(error)) from None
     dataset = load_dataset(args.dataset)
     try:
         artifact = load_artifact(dataset, retriever_name)

@@ -253,7 +253,7 @@ def load_artifact(dataset: Dataset, model_name: str, root: Path | None = None, d
     if path is None:
         raise ArtifactMissing(f"{model_name} is not trained on {dataset.name} yet; {retrain_hint(dataset, model_name)}")
     files = read_model_files(path, dataset, model_name)
-    config, info, metrics, history = (files[name] for name in CHECKS)
+    config, info, metrics, history = files["config"], files["info"], files["metrics"], files["history"]
     if info.get("dataset_fingerprint") != dataset.fingerprint:
         raise ArtifactMismatch(
             f"{model_name} in {path} was trained on different data than the current {dataset.name} "

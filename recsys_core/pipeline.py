@@ -55,6 +55,16 @@ def split_name(name: str) -> tuple[str, str | None]:
     return retriever, ranker
 
 
+def check_candidates(n_candidates: int, k: int | None = None, label: str = "the number of candidates") -> None:
+    """A pipeline's number of candidates: 1 to MAX_CANDIDATES; with ``k`` given (the command
+    line's default k), at least k. A request's own larger k gets every candidate and a note."""
+    if not 1 <= n_candidates <= MAX_CANDIDATES:
+        raise PipelineError(f"{label} must be from 1 to {MAX_CANDIDATES:,}, not {n_candidates}")
+    if k is not None and k > n_candidates:
+        raise PipelineError(f"k={k} is more than the {n_candidates} candidates the ranker orders; ask for at "
+                            f"least {k} candidates")  # fmt: skip
+
+
 def rankers() -> list[str]:
     return [name for name, cls in REGISTRY.items() if cls.family == "rankers"]
 
@@ -178,8 +188,7 @@ def recommend_pipeline(
     """Top K for one request through both stages, with each stage's wall time; ``blend`` defaults
     to the one tuned for this retriever and ranker (:func:`blend_for`). Without a ranker the
     candidates keep the retriever's order (scored -log(1 + rank)): the retriever alone, cut at N."""
-    if not 1 <= n_candidates <= MAX_CANDIDATES:
-        raise PipelineError(f"the number of candidates must be from 1 to {MAX_CANDIDATES:,}, not {n_candidates}")
+    check_candidates(n_candidates)
     started = time.perf_counter()
     name = retriever.name if ranker is None else f"{retriever.name}{SEPARATOR}{ranker.name}"
     resolved = resolve_request(retriever, dataset, split, request)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TextIO
 
-from recsys_core.serving import Request, RequestError, parse_request
+from recsys_core.serving import Request, RequestError, parse_request, printable
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB: a history of tens of thousands of ids still fits
 MAX_NESTING = 8  # a request nests two levels (an object of lists); a little room for clear messages
@@ -110,8 +110,3 @@ def answer_lines(
             errors += 1
         write(json.dumps(payload))
     return answered, errors
-
-
-def printable(text: str) -> str:
-    """``text`` with anything that is not valid Unicode (lone surrogates) shown as an escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

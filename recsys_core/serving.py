@@ -70,8 +70,7 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
     for label, value in (("history", history), ("exclude", exclude)):
         if not isinstance(value, list):
             raise RequestError(f"{label} must be a list of item ids")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise RequestError(f"k must be an integer from 1 to {MAX_K}, not {reprlib.repr(k)}")
+    check_k(k)
     try:
         request = Request(
             user_id=None if user_id is None else normalise_id(user_id),
@@ -82,19 +81,22 @@ def parse_request(payload: object, default_k: int = 10) -> Request:
     except TypeError as error:
         raise RequestError(str(error)) from error
     for external in (request.user_id or "", *request.history, *request.exclude):
-        if not _is_unicode(external):
+        shown = printable(external)
+        if shown != external:
             # A JSON escape such as "\udcff" decodes to half a character: no id, and no valid output.
-            shown = external.encode("utf-8", "backslashreplace").decode("utf-8")
             raise RequestError(f'id "{shown}" is not valid Unicode text (it holds a lone surrogate)')
     return request
 
 
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def check_k(k: object, label: str = "k") -> None:
+    """A request's ``k`` (and the command line's default for it, ``label`` "--k"): 1 to MAX_K."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise RequestError(f"{label} must be an integer from 1 to {MAX_K}, not {reprlib.repr(k)}")
+
+
+def printable(text: str) -> str:
+    """``text`` with anything that is not valid Unicode (lone surrogates) shown as an escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass

@@ -191,9 +191,9 @@ def test_every_bad_line_gets_its_error_and_the_batch_goes_on(trained_synthetic_s
     [
         (["--candidates", "0"], "--candidates must be from 1"),
         (["--candidates", "-5"], "--candidates must be from 1"),
-        (["--k", "-1"], "--k must be from 1 to 1000"),
-        (["--k", "0"], "--k must be from 1 to 1000"),
-        (["--k", "5000"], "--k must be from 1 to 1000"),
+        (["--k", "-1"], "--k must be an integer from 1 to 1000"),
+        (["--k", "0"], "--k must be an integer from 1 to 1000"),
+        (["--k", "5000"], "--k must be an integer from 1 to 1000"),
         (["--k", "300"], "more than the 200 candidates"),
         ([], "e.g. two_tower+deepfm"),  # the hint for deepfm+sasrec names a pipeline that exists
     ],

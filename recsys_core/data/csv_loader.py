@@ -9,12 +9,15 @@ are dropped here and in requests alike (:func:`recsys_core.data.dataset.normalis
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import hashlib
 import io
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +170,13 @@ class _Table:
     def __init__(self, frame: pd.DataFrame, text: str, source_name: str) -> None:
         self.frame, self.text, self.source_name = frame, text, source_name
 
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        return record_lines(self.text)  # read again only once a message needs a line
+
     def line(self, row: int) -> int:
         """The file line (1-based, the header is line 1) on which data row ``row`` starts."""
-        starts = record_lines(self.text)
-        return starts[row + 1] if row + 1 < len(starts) else row + 2
+        return self._starts[row + 1] if row + 1 < len(self._starts) else row + 2
 
     def error(self, row: int, column: str, problem: str) -> CsvError:
         return CsvError(f"{self.source_name}: line {self.line(row)}, column '{column}': {problem}")
@@ -182,19 +188,22 @@ class _Table:
             raise self.error(int(np.flatnonzero(empty.to_numpy())[0]), column, "empty value")
 
 
-def record_lines(text: str) -> list[int]:
-    """The line each CSV record starts on (blank lines skipped, as pandas skips them): a quoted
-    cell may hold line breaks, so record n is not always on line n + 1."""
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(the line it starts on, its cells) per CSV record, blank lines skipped as pandas skips them:
+    a quoted cell may hold line breaks, so record n is not always on line n + 1. A line the csv
+    module rejects ends the walk; callers then fall back to one record per line."""
     reader = csv.reader(io.StringIO(text), skipinitialspace=True)
-    starts, line = [], 1
-    try:
+    line = 1
+    with contextlib.suppress(csv.Error):
         for record in reader:
             if record:
-                starts.append(line)
+                yield line, record
             line = reader.line_num + 1
-    except csv.Error:
-        pass  # a line the reader rejects ends the map; the caller falls back to one record per line
-    return starts
+
+
+def record_lines(text: str) -> list[int]:
+    """The line each CSV record starts on."""
+    return [line for line, _ in _records(text)]
 
 
 def _read_table(payload: bytes, source_name: str) -> _Table:
@@ -240,17 +249,11 @@ def _parser_message(error: Exception, text: str) -> str:
 
 def _long_record_message(text: str) -> str | None:
     """Which line has more cells than the header, as the csv module reads the file."""
-    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
-    header, line = None, 1
-    try:
-        for record in reader:
-            if record and header is None:
-                header = len(record)
-            elif record and len(record) > header:
-                return f"line {line}: {len(record)} cells where the header has {header}"
-            line = reader.line_num + 1
-    except csv.Error:
-        return None
+    records = _records(text)
+    _, header = next(records, (1, []))
+    for line, record in records:
+        if len(record) > len(header):
+            return f"line {line}: {len(record)} cells where the header has {len(header)}"
     return None
 
 
