@@ -6,10 +6,10 @@ import time
 
 import streamlit as st
 
-from recsys_core.artifacts import TrainingLocked, damaged_models, leaderboard
-from recsys_core.jobs import job_status, lock_holder, start_job
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from recsys_core.train import default_workers
+from recsys_core.store.artifacts import TrainingLocked, damaged_models, leaderboard
+from recsys_core.training.jobs import job_status, lock_holder, start_job
+from recsys_core.training.schedule import default_workers
 from ui import (
     dataset_metrics,
     leaderboard_table,

@@ -23,9 +23,10 @@ sys.path.insert(0, str(ROOT))
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
-from recsys_core.evaluate import evaluate_model, evaluate_models  # noqa: E402
-from recsys_core.models.ease import EASE, LAMBDA_GRID, EASEConfig  # noqa: E402
-from recsys_core.train import fit, train_models  # noqa: E402
+from recsys_core.models.general.ease import EASE, LAMBDA_GRID, EASEConfig  # noqa: E402
+from recsys_core.protocols.topk import evaluate_model, evaluate_models  # noqa: E402
+from recsys_core.training.loop import fit  # noqa: E402
+from recsys_core.training.schedule import train_models  # noqa: E402
 
 MODELS = ["pop", "itemknn", "ease", "bpr"]
 # NDCG@10 / HR@10 of peers on this exact protocol, measured on this kind of machine (issue 2).

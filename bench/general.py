@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import load_artifact  # noqa: E402
 from recsys_core.data import load_dataset  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
-from recsys_core.evaluate import evaluate_models  # noqa: E402
-from recsys_core.train import train_models  # noqa: E402
+from recsys_core.protocols.topk import evaluate_models  # noqa: E402
+from recsys_core.store.artifacts import load_artifact  # noqa: E402
+from recsys_core.training.schedule import train_models  # noqa: E402
 
 MODELS = ["bpr", "gmf", "mlp", "neumf", "lightgcn", "cdae", "multvae", "two_tower"]
 # RecBole 1.2.1 with its defaults on this protocol and machine kind (issue 3): NDCG@10, HR@10, note.

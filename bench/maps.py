@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import dataset_root, load_artifact, read_manifest  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
-from recsys_core.embeddings import load_or_fit_map  # noqa: E402
+from recsys_core.serving.embeddings import load_or_fit_map  # noqa: E402
+from recsys_core.store.artifacts import dataset_root, load_artifact, read_manifest  # noqa: E402
 
 MARKER = "<!-- maps -->"
 BUDGET_S = {"first": 20.0, "later": 1.0}
@@ -40,9 +40,9 @@ FRESH_PROCESS = """
 import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from recsys_core.artifacts import load_artifact
+from recsys_core.store.artifacts import load_artifact
 from recsys_core.data import load_dataset, temporal_leave_last_out
-from recsys_core.embeddings import load_or_fit_map
+from recsys_core.serving.embeddings import load_or_fit_map
 dataset = load_dataset(sys.argv[1])
 split = temporal_leave_last_out(dataset)
 timings = {"setup": time.perf_counter() - started}

@@ -33,32 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import ArtifactError, load_artifact, read_manifest  # noqa: E402
-from recsys_core.ctr import (  # noqa: E402
-    CTR_MODEL_SETTINGS,
-    CTR_PROTOCOL,
-    CTR_TRAINING,
-    RATING_LEVELS,
-    evaluate_ctr,
-    held_out_rows,
-    popularity_logits,
-    row_logits,
-)
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.features import item_features  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
-from recsys_core.evaluate import auc, log_loss, paired_test  # noqa: E402
-from recsys_core.models import REGISTRY  # noqa: E402
-from recsys_core.pipeline import (  # noqa: E402
-    DEFAULT_CANDIDATES,
-    blend_for,
-    candidate_lists,
-    evaluate_pipeline,
-    rankers,
-    recommend_pipeline,
-)
-from recsys_core.serving import Request  # noqa: E402
-from recsys_core.train import train_models  # noqa: E402
+from recsys_core.metrics import auc, log_loss, paired_test  # noqa: E402
+from recsys_core.models import rankers, retrievers  # noqa: E402
+from recsys_core.protocols.ctr import CTR_PROTOCOL, held_out_rows, popularity_logits, row_logits  # noqa: E402
+from recsys_core.protocols.funnel import evaluate_pipeline  # noqa: E402
+from recsys_core.serving.pipeline import DEFAULT_CANDIDATES, blend_for, candidate_lists, recommend_pipeline  # noqa: E402
+from recsys_core.serving.recommend import Request  # noqa: E402
+from recsys_core.store.artifacts import ArtifactError, load_artifact, read_manifest  # noqa: E402
+from recsys_core.training.ctr import CTR_MODEL_SETTINGS, CTR_TRAINING, RATING_LEVELS, evaluate_ctr  # noqa: E402
+from recsys_core.training.schedule import train_models  # noqa: E402
 
 MARKER = "<!-- pipeline -->"
 # RecBole 1.2.1 with its defaults on the explicit-label protocol, measured on this kind of machine (issue 5).
@@ -161,9 +147,9 @@ def best_retriever(dataset) -> str:
     """The trained non-ranker with the best stored validation NDCG@10."""
     scores = {}
     for name in read_manifest(dataset.name)["models"]:
-        if name in REGISTRY and REGISTRY[name].family != "rankers":
-            with contextlib.suppress(ArtifactError, KeyError):
-                scores[name] = load_artifact(dataset, name).metrics["valid"]["NDCG@10"]
+        if name in retrievers():
+            with contextlib.suppress(ArtifactError, AttributeError):
+                scores[name] = load_artifact(dataset, name).results.valid.ndcg_at_10.mean
     if not scores:
         raise SystemExit("no trained retriever: train one first, e.g. python -m recsys_core train --models sasrec")
     return max(scores, key=scores.get)
@@ -215,7 +201,7 @@ def ctr_table(dataset_name: str, from_file: Path | None = None, label_only_file:
         f"### Explicit-label protocol (`python -m recsys_core evaluate --protocol ctr`), {dataset_name}",
         "",
         f"{CTR_PROTOCOL}. Settings for this protocol: {CTR_TRAINING}, ordinal thresholds {RATING_LEVELS}, and per "
-        f'model {CTR_MODEL_SETTINGS}, each chosen on validation AUC (see recsys_core/ctr.py). "label only": the '
+        f'model {CTR_MODEL_SETTINGS}, each chosen on validation AUC (see docs/ctr/trials.md). "label only": the '
         "same rankers trained on the label alone (`--label-only`), as RecBole trains; the validation and test rows "
         "are the same. RecBole 1.2.1 with its defaults on this protocol (its own random split), measured on this "
         "kind of machine (issue 5). Popularity: the item's training-row count as the score.",

@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
-from recsys_core.jobs import read_events  # noqa: E402
-from recsys_core.models import DEFAULT_ZOO  # noqa: E402
-from recsys_core.train import default_workers, quick_settings  # noqa: E402
+from recsys_core.models import DEFAULT_ZOO, quick_settings  # noqa: E402
+from recsys_core.training.jobs import progress_kind, read_events  # noqa: E402
+from recsys_core.training.loop import STORED  # noqa: E402
+from recsys_core.training.schedule import default_workers  # noqa: E402
 
 MARKER = "<!-- profiles -->"
 BARS_S = {"quick": 300.0, "full": 1200.0}
@@ -57,7 +58,8 @@ def train_zoo(dataset: str, run: str) -> dict:
         total = time.perf_counter() - started
         events = read_events(journal)
         start = next(e["time"] for e in events if e.get("event") == "start")
-        landed = {e["model"]: e["time"] - start for e in events if e.get("event") == "progress" and e.get("stored")}
+        stored = [e for e in events if e.get("event") == "progress" and progress_kind(e) == STORED]
+        landed = {e["model"]: e["time"] - start for e in stored}
         manifest = json.loads((Path(store) / dataset / "manifest.json").read_text())["models"]
         models = {}
         for name, entry in manifest.items():

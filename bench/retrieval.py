@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 import faiss  # noqa: E402
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import ArtifactError, load_artifact  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
-from recsys_core.evaluate import pad_histories  # noqa: E402
-from recsys_core.retrieval import IndexParams, ItemIndex, faiss_threads, recall_at_k  # noqa: E402
-from recsys_core.train import train_models  # noqa: E402
+from recsys_core.serving.retriever import IndexParams, ItemIndex, faiss_threads, recall_at_k  # noqa: E402
+from recsys_core.store.artifacts import ArtifactError, load_artifact  # noqa: E402
+from recsys_core.tensors import pad_histories  # noqa: E402
+from recsys_core.training.schedule import train_models  # noqa: E402
 
 MARKER = "<!-- retrieval -->"
 K = 100

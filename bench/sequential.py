@@ -30,12 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import load_artifact  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
-from recsys_core.evaluate import evaluate_model, pad_histories, paired_test  # noqa: E402
+from recsys_core.metrics import paired_test  # noqa: E402
 from recsys_core.models import build_model  # noqa: E402
-from recsys_core.train import fit, resolve_device, seed_everything, train_models  # noqa: E402
+from recsys_core.protocols.topk import evaluate_model  # noqa: E402
+from recsys_core.store.artifacts import load_artifact  # noqa: E402
+from recsys_core.tensors import pad_histories  # noqa: E402
+from recsys_core.training.devices import resolve_device, seed_everything  # noqa: E402
+from recsys_core.training.loop import fit  # noqa: E402
+from recsys_core.training.schedule import train_models  # noqa: E402
 
 MODELS = ["gru4rec", "sasrec", "bert4rec"]
 # NDCG@10 / HR@10 of peers on this exact protocol, measured on this kind of machine (issue 4).
@@ -126,7 +130,7 @@ def session_latency_ms(model, split) -> float:
     longest = max(split.input_sequences("test"), key=len)
     session = pad_histories([longest[-50:]])
     user = torch.zeros(1, dtype=torch.long)
-    score = model.score_with_attention if hasattr(model, "score_with_attention") else lambda h: model.score_all(user, h)
+    score = model.score_with_attention if model.has_attention else lambda h: model.score_all(user, h)
     for _ in range(10):
         score(session)
     times = []

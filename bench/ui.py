@@ -35,10 +35,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.sections import write_section  # noqa: E402
-from recsys_core.artifacts import load_artifact, read_manifest  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
-from recsys_core.explain import explain_items, reason_vectors, recommend_each  # noqa: E402
-from recsys_core.serving import Request, session_attention  # noqa: E402
+from recsys_core.serving.explain import explain_items, reason_vectors, recommend_each  # noqa: E402
+from recsys_core.serving.recommend import Request, session_attention  # noqa: E402
+from recsys_core.store.artifacts import load_artifact, read_manifest  # noqa: E402
 
 MARKER = "<!-- ui -->"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +80,7 @@ def library(dataset_name: str, repeats: int) -> dict[str, list[float]]:
         started = time.perf_counter()
         answers = recommend_each(readers, dataset, split, Request(None, history=session, k=10))
         for model in readers.values():
-            if hasattr(model, "score_with_attention"):
+            if model.has_attention:
                 session_attention(model, dataset, session)
         middle = time.perf_counter()
         recommend_each(readers, dataset, split, Request(None, history=session[1:], exclude=session[:1], k=10))

@@ -9,14 +9,15 @@ import time
 
 import streamlit as st
 
-from recsys_core.artifacts import TrainingLocked
-from recsys_core.configs import ConfigError, ConfigField, config_fields, parse_overrides
 from recsys_core.data import DATASETS, CsvError, save_upload
 from recsys_core.data.csv_loader import max_csv_bytes
-from recsys_core.jobs import job_status, lock_holder, start_job
-from recsys_core.models import REGISTRY
-from recsys_core.train import available_devices, default_workers
-from ui import family_of, literal, open_view, trained_versions, training_allowed, training_panel
+from recsys_core.models import by_family
+from recsys_core.store.artifacts import TrainingLocked
+from recsys_core.training.devices import available_devices
+from recsys_core.training.forms import ConfigError, parse_overrides
+from recsys_core.training.jobs import job_status, lock_holder, start_job
+from recsys_core.training.schedule import default_workers
+from ui import config_form, literal, open_view, trained_versions, training_allowed, training_panel
 
 dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
 name = dataset.name
@@ -27,23 +28,6 @@ if not training_allowed():
     )
 train_tab, data_tab = st.tabs(["Train models", "Bring your own data"])
 
-
-def setting(cell, field: ConfigField, key: str) -> object:
-    """One hyperparameter's widget, by the kind of its config field (help: the comment in its source)."""
-    help_text = field.help or None
-    if field.kind == "bool":
-        return cell.checkbox(field.name, value=bool(field.default), key=key, help=help_text)
-    if field.kind == "int":
-        return cell.number_input(field.name, value=int(field.default), step=1, key=key, help=help_text)
-    if field.kind == "float":
-        return cell.number_input(field.name, value=float(field.default), format="%g", key=key, help=help_text)
-    if field.choices:
-        return cell.selectbox(field.name, field.choices, index=field.choices.index(field.default), key=key,
-                              help=help_text)  # fmt: skip
-    default = ",".join(map(str, field.default)) if field.kind == "ints" else str(field.default)
-    return cell.text_input(field.name, value=default, key=key, help=help_text)
-
-
 with train_tab:
     st.caption(
         f"Training runs in a background process on **{name}** (one job per dataset): it survives a browser "
@@ -53,13 +37,10 @@ with train_tab:
     training_panel(name, curves=True)
     running = job_status(name).running or lock_holder(name) is not None
     if training_allowed() and not running:
-        families: dict[str, list[str]] = {}
-        for model in REGISTRY:
-            families.setdefault(family_of(model), []).append(model)
         trained = trained_versions(name)
         st.subheader("Models")
         chosen: list[str] = []
-        for column, (family, members) in zip(st.columns(4) * 3, families.items(), strict=False):
+        for column, (family, members) in zip(st.columns(4) * 3, by_family().items(), strict=False):
             chosen += column.multiselect(family, members, key=f"train_family_{family}",
                                          format_func=lambda m: f"{m} ✓" if m in trained else m)  # fmt: skip
         st.caption("✓: trained on this dataset already (training again replaces it if it finishes).")
@@ -76,17 +57,7 @@ with train_tab:
                               "benchmarks. The form below shows the chosen profile's values.")  # fmt: skip
         quick = profile == "quick"
         with st.form("train_form"):
-            values: dict[str, dict[str, object]] = {}
-            for model in chosen:
-                fields = config_fields(model, quick)
-                with st.expander(f"{model} · {family_of(model)}: {len(fields)} settings", expanded=len(chosen) == 1):
-                    if not fields:
-                        st.caption(f"{model} has no settings: it is computed in closed form.")
-                    cells = st.columns(3)
-                    values[model] = {}
-                    for n, field in enumerate(fields):
-                        key = f"cfg_{profile}_{model}_{field.name}"
-                        values[model][field.name] = setting(cells[n % 3], field, key)
+            values = config_form(chosen, profile)
             submitted = st.form_submit_button(
                 "Start training", type="primary", disabled=not chosen, key="start_training"
             )

@@ -19,28 +19,31 @@ import sys
 
 from tqdm import tqdm
 
-from recsys_core.artifacts import ArtifactError, TrainingLocked, load_artifact
-from recsys_core.configs import ConfigError, parse_overrides
-from recsys_core.ctr import CTR_PROTOCOL, CtrUnavailable, evaluate_ctr, over_seeds
 from recsys_core.data import DEFAULT_DATASET, CsvError, DatasetUnavailable, load_dataset, temporal_leave_last_out
 from recsys_core.data.movielens import ChecksumMismatch
 from recsys_core.data.split import PROTOCOL
-from recsys_core.evaluate import ACCURACY_METRICS, evaluate_models
-from recsys_core.jobs import ProgressJournal
-from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from recsys_core.pipeline import (
+from recsys_core.metrics import ACCURACY_METRICS
+from recsys_core.models import DEFAULT_ZOO, REGISTRY, inner_product_models
+from recsys_core.protocols.ctr import CTR_PROTOCOL, CtrUnavailable
+from recsys_core.protocols.funnel import evaluate_pipelines
+from recsys_core.protocols.topk import evaluate_models
+from recsys_core.serving.pipeline import (
     DEFAULT_CANDIDATES,
     SEPARATOR,
     PipelineError,
     check_candidates,
-    evaluate_pipelines,
     recommend_pipeline,
     split_name,
 )
-from recsys_core.request_stream import answer_lines
-from recsys_core.retrieval import INDEX_KINDS, RetrievalError, inner_product_models, load_or_build_index
-from recsys_core.serving import Request, RequestError, check_k, printable, recommend
-from recsys_core.train import Progress, default_workers, train_models
+from recsys_core.serving.recommend import Request, RequestError, check_k, printable, recommend
+from recsys_core.serving.request_stream import answer_lines
+from recsys_core.serving.retriever import INDEX_KINDS, RetrievalError, load_or_build_index
+from recsys_core.store.artifacts import ArtifactError, TrainingLocked, load_artifact
+from recsys_core.training.ctr import evaluate_ctr, over_seeds
+from recsys_core.training.forms import ConfigError, parse_overrides
+from recsys_core.training.jobs import ProgressJournal
+from recsys_core.training.loop import EPOCH, Progress
+from recsys_core.training.schedule import default_workers, train_models
 
 EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_FAILED = 2, 3, 1
 
@@ -148,7 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         if bar is None:
             bar = bars[progress.model] = tqdm(total=progress.epochs, desc=f"{progress.model:>8}", unit="epoch",
                                                file=sys.stderr, leave=True)  # fmt: skip
-        if progress.step == 0 or progress.done:
+        if progress.kind == EPOCH or progress.done:
             bar.n = progress.epoch if not progress.done else bar.total
             postfix = {}
             if progress.loss is not None:

@@ -32,6 +32,22 @@ def isolated_store(tmp_path, monkeypatch):
     return tmp_path / "artifacts"
 
 
+@pytest.fixture
+def app_session(monkeypatch):
+    """A fresh Streamlit session on the synthetic dataset (for AppTest): empty caches before and
+    after, and no background training left running."""
+    import streamlit as st
+
+    from recsys_core.training.jobs import cancel_job
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
+    yield
+    cancel_job("synthetic")
+    st.cache_resource.clear()
+
+
 @pytest.fixture(scope="session")
 def synthetic() -> Dataset:
     return make_synthetic()
@@ -61,7 +77,7 @@ PAGE_MODELS = ("pop", "ease", "bpr", "gru4rec", "sasrec", "bert4rec", "fm")  # f
 def trained_synthetic_store(tmp_path_factory) -> Path:
     """An artifact store with PAGE_MODELS trained (quick profile) on the synthetic dataset, shared
     by the tests that only read it."""
-    from recsys_core.train import train_models
+    from recsys_core.training.schedule import train_models
 
     root = tmp_path_factory.mktemp("trained-store")
     with pytest.MonkeyPatch.context() as patch:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from recsys_core.abtest import (
+from recsys_core.protocols.abtest import (
     ABDesign,
     align_users,
     analyse_ab,

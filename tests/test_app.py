@@ -6,25 +6,17 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys_core import models as registry
-from recsys_core.artifacts import training_lock
 from recsys_core.data import movielens
-from recsys_core.jobs import cancel_job, job_status, start_job
+from recsys_core.store.artifacts import training_lock
+from recsys_core.training.jobs import job_status, start_job
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
-    yield
-    st.cache_resource.clear()
-    cancel_job("synthetic")
+pytestmark = pytest.mark.usefixtures("app_session")
 
 
 def wait_until_done(timeout=300.0):

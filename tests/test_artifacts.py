@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import stored_metrics
 
-from recsys_core import artifacts
-from recsys_core.artifacts import (
+from recsys_core.data import make_synthetic
+from recsys_core.models import build_model
+from recsys_core.store import artifacts
+from recsys_core.store.artifacts import (
     ArtifactCorrupted,
     ArtifactMismatch,
     ArtifactMissing,
@@ -23,9 +25,7 @@ from recsys_core.artifacts import (
     save_artifact,
     training_lock,
 )
-from recsys_core.data import make_synthetic
-from recsys_core.models import build_model
-from recsys_core.train import fit
+from recsys_core.training.loop import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ def test_the_training_lock_refuses_a_second_holder(isolated_store):
 
 
 def test_leaderboard_sorts_by_ndcg_with_cis(synthetic, synthetic_split, isolated_store):
-    from recsys_core.train import train_models
+    from recsys_core.training.schedule import train_models
 
     reports = train_models("synthetic", ["pop", "ease"])
     assert all(r.ok for r in reports)

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys_core.__main__ import main
-from recsys_core.artifacts import ArtifactMissing, load_artifact
 from recsys_core.data import CsvError, load_dataset, save_upload
 from recsys_core.data.csv_loader import TIMESTAMP_RANGE, parse_interactions_csv, parse_items_csv
+from recsys_core.store.artifacts import ArtifactMissing, load_artifact
 
 HEADER = b"user_id,item_id,timestamp\n"
 

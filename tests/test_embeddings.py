@@ -4,8 +4,8 @@ artifact and read back without pickle, and models without vectors say so."""
 import numpy as np
 import pytest
 
-from recsys_core.artifacts import load_artifact
-from recsys_core.embeddings import (
+from recsys_core.models import REGISTRY
+from recsys_core.serving.embeddings import (
     NoVectors,
     draw_maps,
     fit_layout,
@@ -16,7 +16,7 @@ from recsys_core.embeddings import (
     map_vectors,
     nearest_items,
 )
-from recsys_core.models import REGISTRY
+from recsys_core.store.artifacts import load_artifact
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_models_without_vectors_say_so(store, synthetic, synthetic_split):
 
 
 def test_training_with_maps_stores_them_beside_the_artifact(isolated_store, synthetic, synthetic_split):
-    from recsys_core.train import train_models
+    from recsys_core.training.schedule import train_models
 
     reports = train_models("synthetic", ["bpr"], device="cpu", quick=True, maps=True)
     assert reports[0].ok and "items map: 120 points" in reports[0].message

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from recsys_core.data.stats import genre_counts, interactions_over_time, rating_counts, user_activity, user_history
-from recsys_core.explain import (
+from recsys_core.models import build_model
+from recsys_core.serving.explain import (
     ReasonVectors,
     because_you_watched,
     final_attention,
@@ -16,8 +17,7 @@ from recsys_core.explain import (
     recommend_each,
     without_position,
 )
-from recsys_core.models import build_model
-from recsys_core.serving import Request
+from recsys_core.serving.recommend import Request
 
 
 def test_jaccard_by_hand():
@@ -105,7 +105,7 @@ def test_dataset_statistics(synthetic, synthetic_split):
 
 
 def test_popularity_is_explained_as_popularity(synthetic, synthetic_split):
-    from recsys_core.explain import explain_items
+    from recsys_core.serving.explain import explain_items
 
     pop = build_model("pop", synthetic.n_users, synthetic.n_items)
     reasons, source = explain_items(pop, reason_vectors(pop, synthetic_split), synthetic, [1, 2], ["i5", "i6"])

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from recsys_core.data.features import side_features
-from recsys_core.evaluate import pad_histories
 from recsys_core.models import build_model
-from recsys_core.models.lightgcn import normalised_adjacency
-from recsys_core.serving import Request, recommend
-from recsys_core.train import fit
+from recsys_core.models.general.lightgcn import normalised_adjacency
+from recsys_core.serving.recommend import Request, recommend
+from recsys_core.tensors import pad_histories
+from recsys_core.training.loop import fit
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def test_neumf_refuses_pretrained_models_of_another_shape(synthetic):
 
 
 def test_neumf_without_trained_halves_trains_from_scratch_and_says_so(synthetic, monkeypatch):
-    from recsys_core import train
-    from recsys_core.artifacts import load_artifact
+    from recsys_core.store.artifacts import load_artifact
+    from recsys_core.training import schedule as train
 
     monkeypatch.setattr(train, "load_dataset", lambda name: synthetic)
     [report] = train.train_models("synthetic", ["neumf"], device="cpu", overrides={"neumf": {"epochs": 2}})

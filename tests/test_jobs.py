@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from recsys_core.artifacts import TrainingLocked, load_artifact, read_manifest, training_lock
-from recsys_core.jobs import cancel_job, job_status, read_events, start_job
+from recsys_core.store.artifacts import TrainingLocked, load_artifact, read_manifest, training_lock
+from recsys_core.training.jobs import cancel_job, job_status, read_events, start_job
 
 
 def wait_for(condition, timeout=120.0):

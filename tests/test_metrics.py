@@ -3,21 +3,18 @@ import pytest
 import torch
 from scipy import stats
 
-from recsys_core.evaluate import (
+from recsys_core.metrics import (
     catalogue_coverage,
     hit_rate,
     intra_list_diversity,
-    mask_history,
     mean_ci,
     mrr,
     ndcg,
     novelty,
-    pad_histories,
     paired_test,
     popularity_percentile,
-    rank_of_targets,
-    top_k,
 )
+from recsys_core.tensors import mask_history, pad_histories, rank_of_targets, top_k
 
 RANKS = np.array([0, 1, 9, 10, 25])
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 from conftest import stored_metrics
 
-from recsys_core.artifacts import load_artifact, save_artifact
 from recsys_core.data.features import side_features
-from recsys_core.evaluate import evaluate_model, pad_histories
 from recsys_core.models import REGISTRY, build_model
-from recsys_core.serving import POPULARITY_FALLBACK, Request, recommend
-from recsys_core.train import fit
+from recsys_core.protocols.topk import evaluate_model
+from recsys_core.serving.recommend import POPULARITY_FALLBACK, Request, recommend
+from recsys_core.store.artifacts import load_artifact, save_artifact
+from recsys_core.tensors import pad_histories
+from recsys_core.training.loop import fit
 
 # A few epochs are enough for the planted structure; this keeps the suite fast.
 CONTRACT_EPOCHS = 30
@@ -130,7 +131,7 @@ def test_inner_product_models_score_with_their_vectors(name, synthetic, syntheti
 def test_embedding_hooks_give_one_row_per_item_and_user(name, synthetic, synthetic_split, trained):
     """What the embedding maps draw: (n_items, D) item rows and (n_users, D) user rows, finite, or
     NoVectors for a model that learns none; item similarity covers the catalogue."""
-    from recsys_core.embeddings import NoVectors, has_vectors, map_vectors
+    from recsys_core.serving.embeddings import NoVectors, has_vectors, map_vectors
 
     model = trained[0][name]
     for kind, count in (("items", synthetic.n_items), ("users", synthetic.n_users)):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from conftest import PAGE_MODELS
 from streamlit.testing.v1 import AppTest
 
@@ -20,13 +19,7 @@ PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Pla
          "pages/4_Embedding_Maps.py", "pages/5_Pipeline.py", "pages/6_Evaluate_and_AB.py")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
-    yield
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("app_session")
 
 
 @pytest.fixture
@@ -340,7 +333,7 @@ def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_stor
 
 
 def test_views_show_a_running_background_training_in_the_sidebar(isolated_store):
-    from recsys_core.jobs import cancel_job, job_status, start_job
+    from recsys_core.training.jobs import cancel_job, job_status, start_job
 
     start_job("synthetic", ["pop", "sasrec"], quick=False, device="cpu")
     try:

@@ -9,11 +9,11 @@ import types
 import pytest
 
 from recsys_core.__main__ import main
-from recsys_core.artifacts import load_artifact
-from recsys_core.configs import config_fields, parse_overrides
-from recsys_core.jobs import JobStatus, _apply_progress
-from recsys_core.models import REGISTRY
-from recsys_core.train import default_workers, prerequisites, quick_settings, train_models
+from recsys_core.models import REGISTRY, quick_settings
+from recsys_core.store.artifacts import load_artifact
+from recsys_core.training.forms import config_fields, parse_overrides
+from recsys_core.training.jobs import JobStatus, _apply_progress
+from recsys_core.training.schedule import default_workers, prerequisites, train_models
 
 
 def stored_config(store, model):

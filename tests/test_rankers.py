@@ -11,10 +11,13 @@ import torch
 from sklearn.metrics import log_loss as sklearn_log_loss
 from sklearn.metrics import roc_auc_score
 
-from recsys_core.ctr import (
+from recsys_core.data.dataset import build_dataset
+from recsys_core.data.features import side_features
+from recsys_core.metrics import auc, log_loss
+from recsys_core.models import REGISTRY, build_model, rankers
+from recsys_core.protocols.ctr import (
     N_FEATURE_BUCKETS,
     CtrUnavailable,
-    ctr_settings,
     ctr_split,
     held_out_rows,
     out_of_fold_means,
@@ -25,30 +28,28 @@ from recsys_core.ctr import (
     recent_label_codes,
     row_logits,
     scores_of,
-    train_on_rows,
     with_row_features,
 )
-from recsys_core.data.dataset import build_dataset
-from recsys_core.data.features import side_features
-from recsys_core.evaluate import auc, evaluate_model, log_loss, pad_histories
-from recsys_core.models import REGISTRY, build_model
-from recsys_core.pipeline import (
+from recsys_core.protocols.funnel import evaluate_pipeline, tune_blend
+from recsys_core.protocols.topk import evaluate_lists, evaluate_model
+from recsys_core.serving.pipeline import (
     BLEND_GRID,
     PipelineError,
     blend_for,
     candidate_pool,
-    evaluate_pipeline,
     recommend_pipeline,
-    retrieve,
+    rerank_lists,
     split_name,
     trace_request,
-    tune_blend,
 )
-from recsys_core.retrieval import IndexParams, build_index
-from recsys_core.serving import Request
-from recsys_core.train import fit, train_models
+from recsys_core.serving.recommend import Request
+from recsys_core.serving.retriever import IndexParams, build_index, retrieve
+from recsys_core.tensors import pad_histories
+from recsys_core.training.ctr import ctr_settings, train_on_rows
+from recsys_core.training.loop import fit
+from recsys_core.training.schedule import train_models
 
-RANKERS = [name for name, cls in REGISTRY.items() if cls.family == "rankers"]
+RANKERS = rankers()
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,25 @@ def deepfm(synthetic, synthetic_split, features, retriever):
     model.use_candidates(candidate_pool(retriever, synthetic_split, 50))
     fit(model, synthetic_split, torch.device("cpu"), max_epochs=15)
     return model
+
+
+def test_a_ranker_given_candidates_is_validated_on_them_and_any_other_model_on_the_catalogue(
+    synthetic, synthetic_split, features, retriever
+):
+    pool = candidate_pool(retriever, synthetic_split, 20)
+    fm = build_model("fm", synthetic.n_users, synthetic.n_items, features=features, candidates_from="ease")
+    fm.use_candidates(pool)
+    result = fit(fm, synthetic_split, torch.device("cpu"), max_epochs=1)
+    users = synthetic_split.evaluated_users("valid")
+    reranked = rerank_lists(fm, synthetic_split, "valid", users, pool[users])
+    over_candidates = evaluate_lists(synthetic_split, "valid", users, reranked).ndcg_at_10
+    over_catalogue = evaluate_model(fm, synthetic_split, "valid", accuracy_only=True).ndcg_at_10
+    assert over_candidates != pytest.approx(over_catalogue)  # the two validations differ on this data
+    assert result.history[-1]["valid NDCG@10"] == pytest.approx(over_candidates)
+    fm.use_candidates(None)
+    assert fit(fm, synthetic_split, torch.device("cpu"), max_epochs=1).history[-1]["valid NDCG@10"] == pytest.approx(
+        evaluate_model(fm, synthetic_split, "valid", accuracy_only=True).ndcg_at_10
+    )
 
 
 def test_every_ranker_is_registered_with_a_paper_and_shares_the_field_layer():

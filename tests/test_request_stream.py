@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from recsys_core.__main__ import main
 from recsys_core.models import build_model
-from recsys_core.request_stream import MAX_LINE_BYTES, answer_lines, nesting_depth, parse_line
-from recsys_core.serving import RequestError, recommend
-from recsys_core.train import fit
+from recsys_core.serving.recommend import RequestError, recommend
+from recsys_core.serving.request_stream import MAX_LINE_BYTES, answer_lines, nesting_depth, parse_line
+from recsys_core.training.loop import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 

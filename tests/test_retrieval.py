@@ -13,13 +13,12 @@ import pytest
 import torch
 from conftest import stored_metrics
 
-from recsys_core import retrieval
 from recsys_core.__main__ import main
-from recsys_core.artifacts import load_artifact, save_artifact
 from recsys_core.data.features import side_features
-from recsys_core.evaluate import pad_histories
 from recsys_core.models import build_model
-from recsys_core.retrieval import (
+from recsys_core.serving import retriever as retrieval
+from recsys_core.serving.recommend import Request, recommend
+from recsys_core.serving.retriever import (
     IndexParams,
     ItemIndex,
     RetrievalError,
@@ -28,8 +27,9 @@ from recsys_core.retrieval import (
     load_or_build_index,
     recall_at_k,
 )
-from recsys_core.serving import Request, recommend
-from recsys_core.train import fit
+from recsys_core.store.artifacts import load_artifact, save_artifact
+from recsys_core.tensors import pad_histories
+from recsys_core.training.loop import fit
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,12 @@ import torch
 from recsys_core.data import make_synthetic, temporal_leave_last_out
 from recsys_core.data.dataset import build_dataset
 from recsys_core.data.sequences import training_windows
-from recsys_core.evaluate import evaluate_model, pad_histories
 from recsys_core.models import build_model
-from recsys_core.serving import POPULARITY_FALLBACK, Request, RequestError, recommend, session_attention
-from recsys_core.train import fit, seed_everything
+from recsys_core.protocols.topk import evaluate_model
+from recsys_core.serving.recommend import POPULARITY_FALLBACK, Request, RequestError, recommend, session_attention
+from recsys_core.tensors import pad_histories
+from recsys_core.training.devices import seed_everything
+from recsys_core.training.loop import fit
 
 SEQUENTIAL = ("gru4rec", "sasrec", "bert4rec")
 TRANSFORMERS = ("sasrec", "bert4rec")

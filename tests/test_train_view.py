@@ -6,24 +6,16 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from recsys_core.jobs import cancel_job, job_status, start_job
-from recsys_core.train import quick_settings
+from recsys_core.models import quick_settings
+from recsys_core.training.jobs import job_status, start_job
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/7_Train.py"
 
 
-@pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    monkeypatch.setenv("DEEPREC_DATASET", "synthetic")
-    yield
-    cancel_job("synthetic")
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("app_session")
 
 
 def open_train() -> AppTest:

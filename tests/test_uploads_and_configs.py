@@ -6,10 +6,10 @@ import json
 import pytest
 
 from recsys_core.__main__ import main
-from recsys_core.configs import ConfigError, config_fields, parse_overrides
 from recsys_core.data import DATASETS, CsvError, dataset_names, load_dataset, save_upload
 from recsys_core.data.uploads import delete_upload, uploaded_datasets, uploads_dir
 from recsys_core.models import REGISTRY
+from recsys_core.training.forms import ConfigError, config_fields, parse_overrides
 
 GOOD = b"user_id,item_id,rating,timestamp\n" + b"".join(
     f"u{u},i{(u * 7 + k) % 30},{1 + (u + k) % 5},{1000 + 10 * k}\n".encode() for u in range(20) for k in range(8)

@@ -8,6 +8,7 @@ library has ``n_users + 1`` or ``n_items + 1`` rows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import reprlib
 from dataclasses import dataclass, field
@@ -82,19 +83,17 @@ class Dataset:
         names = {g for gs in self.items["genres"] for g in str(gs).split("|") if g}
         return sorted(names)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """SHA-256 over the interactions and both id maps: what a trained artifact depends on."""
-        if not hasattr(self, "_fingerprint"):
-            digest = hashlib.sha256()
-            digest.update("\x1f".join(self.user_ids[1:]).encode())
-            digest.update(b"\x1e")
-            digest.update("\x1f".join(self.item_ids[1:]).encode())
-            for column in INTERACTION_COLUMNS:
-                values = self.interactions[column].to_numpy()
-                digest.update(np.ascontiguousarray(values.astype(np.float64)).tobytes())
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
+        digest = hashlib.sha256()
+        digest.update("\x1f".join(self.user_ids[1:]).encode())
+        digest.update(b"\x1e")
+        digest.update("\x1f".join(self.item_ids[1:]).encode())
+        for column in INTERACTION_COLUMNS:
+            values = self.interactions[column].to_numpy()
+            digest.update(np.ascontiguousarray(values.astype(np.float64)).tobytes())
+        return digest.hexdigest()
 
     def summary(self) -> dict[str, float | int | str]:
         n_cells = max(self.n_users * self.n_items, 1)

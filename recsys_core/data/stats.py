@@ -33,6 +33,26 @@ def genre_counts(dataset: Dataset) -> pd.DataFrame:
     return table.sort_values("interactions", ascending=False).reset_index()
 
 
+def popular_head(dataset: Dataset, share: float = 0.5) -> tuple[int, float]:
+    """The head of the long tail: how many of the most popular items account for ``share`` of all
+    interactions, and what fraction of the catalogue that is."""
+    items = long_tail(dataset, "item")
+    head = int((items["cumulative share"] < share).sum()) + 1
+    return head, head / max(len(items), 1)
+
+
+def items_with_genre(dataset: Dataset, genre: str) -> np.ndarray:
+    """Internal ids of the items tagged ``genre`` (an item's genres are stored "|"-joined)."""
+    tagged = dataset.items["genres"].str.split("|").apply(lambda genres: genre in genres)
+    return dataset.items.index[tagged].to_numpy()
+
+
+def popular_in_genre(dataset: Dataset, split: Split, genre: str, n: int) -> list[int]:
+    """The ``n`` items of ``genre`` with the most training interactions, most popular first."""
+    items = items_with_genre(dataset, genre)
+    return items[np.argsort(-split.item_popularity[items], kind="stable")][:n].tolist()
+
+
 def interactions_over_time(dataset: Dataset, freq: str = "MS") -> pd.DataFrame:
     """Interactions and mean rating per period (calendar months by default)."""
     when = pd.to_datetime(dataset.interactions["timestamp"], unit="s")

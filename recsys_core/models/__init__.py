@@ -1,30 +1,32 @@
-"""The model registry: adding a model is one file in this package and one line here."""
+"""The model registry: adding a model is one file in a family folder (``general/``, ``sequential/``,
+``rankers/``) and one line here. What a model can do is declared on its class (``models.base``);
+the questions below read those declarations, so no caller compares family names."""
 
 from __future__ import annotations
 
 from recsys_core.data.features import SideFeatures
-from recsys_core.models.base import Recommender
-from recsys_core.models.bert4rec import BERT4Rec
-from recsys_core.models.bpr import BPR
-from recsys_core.models.cdae import CDAE
-from recsys_core.models.dcn import DCN
-from recsys_core.models.deepfm import DeepFM
-from recsys_core.models.dlrm import DLRM
-from recsys_core.models.ease import EASE
-from recsys_core.models.ffm import FFM
-from recsys_core.models.fm import FM
-from recsys_core.models.gmf import GMF
-from recsys_core.models.gru4rec import GRU4Rec
-from recsys_core.models.itemknn import ItemKNN
-from recsys_core.models.lightgcn import LightGCN
-from recsys_core.models.mlp import MLP
-from recsys_core.models.multvae import MultVAE
-from recsys_core.models.neumf import NeuMF
-from recsys_core.models.pop import Pop
-from recsys_core.models.sasrec import SASRec
-from recsys_core.models.two_tower import TwoTower
-from recsys_core.models.wide_deep import WideDeep
-from recsys_core.models.xdeepfm import XDeepFM
+from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.general.bpr import BPR
+from recsys_core.models.general.cdae import CDAE
+from recsys_core.models.general.ease import EASE
+from recsys_core.models.general.gmf import GMF
+from recsys_core.models.general.itemknn import ItemKNN
+from recsys_core.models.general.lightgcn import LightGCN
+from recsys_core.models.general.mlp import MLP
+from recsys_core.models.general.multvae import MultVAE
+from recsys_core.models.general.neumf import NeuMF
+from recsys_core.models.general.pop import Pop
+from recsys_core.models.general.two_tower import TwoTower
+from recsys_core.models.rankers.dcn import DCN
+from recsys_core.models.rankers.deepfm import DeepFM
+from recsys_core.models.rankers.dlrm import DLRM
+from recsys_core.models.rankers.ffm import FFM
+from recsys_core.models.rankers.fm import FM
+from recsys_core.models.rankers.wide_deep import WideDeep
+from recsys_core.models.rankers.xdeepfm import XDeepFM
+from recsys_core.models.sequential.bert4rec import BERT4Rec
+from recsys_core.models.sequential.gru4rec import GRU4Rec
+from recsys_core.models.sequential.sasrec import SASRec
 
 REGISTRY: dict[str, type[Recommender]] = {
     "pop": Pop,
@@ -54,11 +56,45 @@ REGISTRY: dict[str, type[Recommender]] = {
 DEFAULT_ZOO = tuple(REGISTRY)
 
 
+def rankers() -> list[str]:
+    """The feature-interaction rankers: a pipeline's second stage."""
+    return [name for name, cls in REGISTRY.items() if cls.is_ranker]
+
+
+def retrievers() -> list[str]:
+    """Every model that scores the whole catalogue: a pipeline's first stage, a ranker's source of candidates."""
+    return [name for name, cls in REGISTRY.items() if not cls.is_ranker]
+
+
+def inner_product_models() -> list[str]:
+    """The models whose scores are inner products of user and item vectors (they can have a FAISS index)."""
+    return [name for name, cls in REGISTRY.items() if cls.inner_product]
+
+
+def attention_models() -> list[str]:
+    """The models that can show what they attend to in a history."""
+    return [name for name, cls in REGISTRY.items() if cls.has_attention]
+
+
+def by_family() -> dict[str, list[str]]:
+    """Registry names grouped by family label, in registry order."""
+    families: dict[str, list[str]] = {}
+    for name, cls in REGISTRY.items():
+        families.setdefault(cls.family, []).append(name)
+    return families
+
+
+def quick_settings(name: str) -> dict[str, object]:
+    """What the quick profile changes for a model (its config class's ``QUICK``): fewer epochs, and
+    the faster settings that still land near the full profile (docs/benchmarks.md measures both)."""
+    return dict(REGISTRY[name].config_class.QUICK)
+
+
 def build_model(
     name: str,
     n_users: int,
     n_items: int,
-    config: object | None = None,
+    config: ModelConfig | None = None,
     features: SideFeatures | None = None,
     **overrides: object,
 ) -> Recommender:

@@ -24,7 +24,30 @@ Validator = Callable[["Recommender"], float]
 
 
 @dataclass
-class TrainableConfig:
+class ModelConfig:
+    """Base of every model's config dataclass. Besides its settings, a config answers what the
+    model needs before it can train, so a scheduler can order a run without knowing the model."""
+
+    # The quick profile (``train --quick``: first runs and demos) as overrides of the defaults.
+    QUICK: ClassVar[dict[str, object]] = {}
+    # The allowed values of a text setting, for forms: field name -> choices.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def pretrained_from(self) -> tuple[str, ...]:
+        """Registry names of the trained models whose weights this model starts from."""
+        return ()
+
+    def retriever(self) -> str | None:
+        """The trained model whose candidates this one trains and is validated on, if any."""
+        return None
+
+    def from_scratch(self) -> ModelConfig:
+        """This config without pre-training, for when the models it starts from are not trained."""
+        return self
+
+
+@dataclass
+class TrainableConfig(ModelConfig):
     """Optimisation settings shared by the models that go through the training loop."""
 
     epochs: int = 100
@@ -33,7 +56,7 @@ class TrainableConfig:
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     # bfloat16 autocast is always on with CUDA; on a CPU only when asked for and the CPU computes in
-    # bf16 natively (AVX512-BF16, AMX), where matrix products run about twice as fast.
+    # bf16 natively (AVX512-BF16, AMX), where matrix products run faster than in float32.
     cpu_bf16: bool = False
     # The quick profile (``train --quick``: first runs and demos) as overrides of these settings;
     # a model's config sets its own, measured against its full profile in docs/benchmarks.md.
@@ -51,15 +74,20 @@ class Recommender(nn.Module):
 
     - closed-form models (``trainable = False``) override :meth:`fit`;
     - torch models (``trainable = True``) override :meth:`batches` and :meth:`loss` and are
-      trained by ``recsys_core.train``;
+      trained by the one loop, ``recsys_core.training.loop.fit``;
     - everyone overrides :meth:`score_all`.
     """
 
     name: ClassVar[str]
-    family: ClassVar[str]
+    family: ClassVar[str]  # a label for people (views group models by it); code asks the capabilities below
     paper: ClassVar[str]
-    config_class: ClassVar[type]
+    config_class: ClassVar[type[ModelConfig]]
     trainable: ClassVar[bool] = False
+    # True for a feature-interaction ranker: it scores given candidates (score_candidates) and
+    # serves as a pipeline's second stage; every other model can be a pipeline's retriever.
+    is_ranker: ClassVar[bool] = False
+    # True when score_with_attention() hands back per-layer, per-head attention weights.
+    has_attention: ClassVar[bool] = False
     # True when scores are a function of the history, so an unknown user with a history is
     # served by the model's own math rather than by a fallback.
     reads_history: ClassVar[bool] = False
@@ -73,11 +101,8 @@ class Recommender(nn.Module):
     # True for models built with side features (user demographics, item genres and year): their
     # constructor takes ``features`` and keeps the lookup tables as buffers, saved with the weights.
     needs_features: ClassVar[bool] = False
-    # Models whose trained weights this one can start from when its config says ``pretrained``
-    # (NeuMF from GMF and MLP); ``initialise_from`` receives them by registry name.
-    pretrained_from: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: object, n_users: int, n_items: int) -> None:
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int) -> None:
         super().__init__()
         self.config = config
         self.n_users = n_users
@@ -101,7 +126,24 @@ class Recommender(nn.Module):
         """
         raise NotImplementedError
 
+    def score_candidates(self, users: torch.Tensor, history: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Scores (B, C) of each user's candidate items (B, C); a candidate 0 (padding) gets -inf.
+
+        Read off the full catalogue's scores here; a ranker scores only the candidates."""
+        scores = self.score_all(users, history).float().gather(1, candidates)
+        return scores.masked_fill(candidates == 0, float("-inf"))
+
+    def validation_candidates(self) -> np.ndarray | None:
+        """(n_users + 1, N) candidates per user when the model is validated by reordering them (a
+        ranker over its retriever's candidates); None for validation over the whole catalogue."""
+        return None
+
+    def score_with_attention(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and attention weights (B, n_layers, n_heads, T, T) for a model with ``has_attention``."""
+        raise NotImplementedError(f"{self.name} has no attention weights")
+
     def initialise_from(self, **trained: Recommender) -> None:
+        """Start from the trained models named by the config's ``pretrained_from()``."""
         raise NotImplementedError(f"{self.name} cannot start from other models")
 
     def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
@@ -131,6 +173,13 @@ class Recommender(nn.Module):
         if not self.inner_product:
             vectors = F.normalize(vectors, dim=1)
         return vectors[items] @ vectors.T
+
+    @classmethod
+    def draws_embeddings(cls, kind: str) -> bool:
+        """Whether the model has vectors of ``kind`` ("items" or "users") to draw on a map: its
+        scoring vectors, or representations it says are its own (an override of the hook)."""
+        hook = Recommender.item_embeddings if kind == "items" else Recommender.user_embeddings
+        return cls.inner_product or getattr(cls, hook.__name__) is not hook
 
     @property
     def max_history(self) -> int | None:

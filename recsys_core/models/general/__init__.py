@@ -1,0 +1,1 @@
+"""The general models: they score a user against the whole catalogue from the interaction matrix."""

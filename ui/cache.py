@@ -1,0 +1,210 @@
+"""Cached loaders: every page reads the library through these.
+
+Loaded models, splits and reason vectors are cached with ``st.cache_resource`` keyed on the
+dataset name and the artifact's version (its weights' hash), so a widget change never reloads
+anything and a retrained model is picked up on the next rerun without a restart. Frames are
+cached with ``st.cache_data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from recsys_core.data import Dataset, Split, load_dataset, stats
+from recsys_core.data import temporal_leave_last_out as _split
+from recsys_core.models import REGISTRY
+from recsys_core.protocols.abtest import ABDesign, ABResult, PairedComparison, align_users, compare_paired, simulate_ab
+from recsys_core.results import FunnelResult, StoredResults
+from recsys_core.serving.embeddings import EmbeddingMap, load_or_fit_map, map_path, map_points
+from recsys_core.serving.explain import ReasonVectors, reason_vectors
+from recsys_core.store.artifacts import (
+    Artifact,
+    ArtifactError,
+    ArtifactMissing,
+    load_artifact,
+    read_manifest,
+    read_per_user,
+    read_record,
+    retrain_hint,
+)
+from ui.text import HOME_HINT, chart_text
+
+
+@st.cache_resource(show_spinner="Loading the dataset…")
+def cached_dataset(name: str) -> Dataset:
+    return load_dataset(name)
+
+
+@st.cache_resource(show_spinner=False)
+def cached_split(name: str) -> Split:
+    return _split(cached_dataset(name))
+
+
+@st.cache_resource(show_spinner="Loading a model…", max_entries=64)
+def cached_artifact(dataset_name: str, model_name: str, version: str) -> Artifact:
+    """``version`` is the manifest's weights hash: a retrained model is a new cache entry."""
+    return load_artifact(cached_dataset(dataset_name), model_name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_reason_vectors(dataset_name: str, model_name: str, version: str) -> ReasonVectors:
+    return reason_vectors(cached_artifact(dataset_name, model_name, version).model, cached_split(dataset_name))
+
+
+@st.cache_resource(show_spinner=False)
+def title_options(name: str) -> tuple[list[int], dict[int, str]]:
+    """Internal item ids sorted by title, and their titles: the options of a type-ahead box."""
+    items = cached_dataset(name).items
+    ids = items.sort_values("title", kind="stable").index.tolist()
+    return ids, dict(zip(items.index.tolist(), items["title"].astype(str).tolist(), strict=True))
+
+
+@st.cache_data(show_spinner=False)
+def cached_user_activity(name: str) -> pd.DataFrame:
+    return stats.user_activity(cached_dataset(name))
+
+
+@st.cache_data(show_spinner=False)
+def cached_dataset_tables(name: str, fingerprint: str) -> dict[str, pd.DataFrame]:
+    """The Overview's tables of the data; ``fingerprint`` tells an upload from its replacement."""
+    dataset = cached_dataset(name)
+    tails = pd.concat([stats.long_tail(dataset, "user").assign(of="users: interactions per user"),
+                       stats.long_tail(dataset, "item").assign(of="items: interactions per item")])  # fmt: skip
+    return {
+        "tails": tails,
+        "genres": stats.genre_counts(dataset),
+        "time": stats.interactions_over_time(dataset),
+        "ratings": stats.rating_counts(dataset),
+    }
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+def trained_versions(dataset_name: str) -> dict[str, str]:
+    """``{model: version}`` of every trained model, in registry order (unknown names last)."""
+    models = read_manifest(dataset_name)["models"]
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    names = sorted(models, key=lambda n: (order.get(n, len(order)), n))
+    return {name: models[name].get("version", "") for name in names}
+
+
+def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dict[str, Artifact], dict[str, str]]:
+    """Loaded artifacts of the trained models (all, or ``names``), and a message per model that
+    could not be loaded, so a broken model is reported in its own place while the others render."""
+    return _each_trained(dataset_name, names, cached_artifact)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a model card shows: a trained model's stored files without its weights, metrics typed."""
+
+    info: dict
+    settings: dict
+    history: list[dict]
+    results: StoredResults
+
+
+def load_records(dataset_name: str) -> tuple[dict[str, Record], dict[str, str]]:
+    """Every trained model's :class:`Record` (read afresh: a damaged file is reported at once), and
+    a message per model whose files cannot be read."""
+
+    def load(dataset_name: str, model_name: str, version: str) -> Record:
+        files = read_record(dataset_name, model_name)
+        return Record(files["info"], files["config"].get("config", {}), files["history"],
+                      StoredResults.from_json(files["metrics"]))  # fmt: skip
+
+    return _each_trained(dataset_name, None, load)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_per_user(dataset_name: str, model_name: str, version: str) -> pd.DataFrame:
+    """A stored model's per-user test metrics; ``version`` as in :func:`cached_artifact`."""
+    try:
+        return read_per_user(dataset_name, model_name)
+    except ArtifactMissing as error:
+        raise ArtifactMissing(f"{error}; {retrain_hint(dataset_name, model_name)}.") from error
+
+
+def load_per_user(dataset_name: str, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Per-user test metrics of ``names``, and a message per model whose metrics cannot be read."""
+    return _each_trained(dataset_name, names, cached_per_user)
+
+
+def _each_trained(dataset_name: str, names: list[str] | None, load: Callable) -> tuple[dict, dict[str, str]]:
+    """``load(dataset, model, version)`` of each trained model (all, or ``names``), and the reason
+    for each one that is not trained or cannot be read."""
+    versions = trained_versions(dataset_name)
+    loaded, problems = {}, {}
+    for name in names if names is not None else versions:
+        if name not in versions:
+            problems[name] = f"{name} is not trained on {dataset_name} yet: {HOME_HINT}."
+            continue
+        try:
+            loaded[name] = load(dataset_name, name, versions[name])
+        except ArtifactError as error:
+            problems[name] = str(error)
+    return loaded, problems
+
+
+def stored_funnels(
+    dataset_name: str, versions: dict[str, str], rankers: list[str], retriever_name: str
+) -> dict[str, FunnelResult]:
+    """The funnels stored with those of ``rankers`` trained over ``retriever_name``: what ranking
+    its candidates gained over all test users at training time."""
+    funnels = {}
+    for ranker in rankers:
+        try:
+            artifact = cached_artifact(dataset_name, ranker, versions[ranker])
+        except ArtifactError:
+            continue  # said when it is chosen
+        if artifact.model.config.retriever() == retriever_name and artifact.results.pipeline is not None:
+            funnels[ranker] = artifact.results.pipeline
+    return funnels
+
+
+# --------------------------------------------------------------------------- embedding maps
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_map(dataset_name: str, model_name: str, version: str, kind: str) -> EmbeddingMap:
+    """A model's embedding map, fitted at most once per artifact version (and then read from disk)."""
+    return load_or_fit_map(cached_artifact(dataset_name, model_name, version), cached_split(dataset_name), kind)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_map_points(dataset_name: str, model_name: str, version: str, kind: str) -> pd.DataFrame:
+    drawn = cached_map(dataset_name, model_name, version, kind)
+    points = map_points(cached_dataset(dataset_name), cached_split(dataset_name), drawn)
+    return points.assign(label=points["label"].map(chart_text))  # once per map, not at every redraw
+
+
+def map_is_stored(dataset_name: str, model_name: str, version: str, kind: str) -> bool:
+    return map_path(cached_artifact(dataset_name, model_name, version), kind).is_file()
+
+
+# --------------------------------------------------------------------------- tests between models
+
+
+@st.cache_data(show_spinner="Running the paired test…", max_entries=64)
+def cached_paired(
+    dataset_name: str, a: str, b: str, metric: str, alpha: float, version_a: str, version_b: str
+) -> PairedComparison:
+    frames = cached_per_user(dataset_name, a, version_a), cached_per_user(dataset_name, b, version_b)
+    return compare_paired(*frames, metric, (a, b), alpha)
+
+
+@st.cache_data(show_spinner="Simulating the A/B test…", max_entries=32)
+def cached_simulation(dataset_name: str, settings: dict, version_control: str, version_treatment: str) -> ABResult:
+    """The simulated test (cached: a million users take a few seconds, and the page reruns often);
+    ``settings`` as the A/B form stores them (percentages as the widgets show them)."""
+    design = ABDesign(settings["split"] / 100, settings["n_users"], settings["alpha"], settings["power"],
+                      settings["mde"] / 100, settings["seed"])  # fmt: skip
+    control, treatment = settings["control"], settings["treatment"]
+    frames = (cached_per_user(dataset_name, control, version_control),
+              cached_per_user(dataset_name, treatment, version_treatment))  # fmt: skip
+    return simulate_ab(*align_users(*frames, settings["proxy"]), design, settings["proxy"], (control, treatment))

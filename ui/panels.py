@@ -1,0 +1,177 @@
+"""Blocks the views render: a model card, a model's top K with reasons, how much the models agree,
+and the A/B simulator's form with the results of a paired test and an A/B test."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from recsys_core.data import PROTOCOL, Dataset
+from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, format_p
+from recsys_core.serving.explain import explain_items, overlap_matrix
+from recsys_core.serving.recommend import Answer
+from ui.cache import Record, cached_artifact, cached_reason_vectors
+from ui.charts import heatmap
+from ui.text import family_label
+
+# --------------------------------------------------------------------------- Overview
+
+
+def model_card(model: str, record: Record, family: str) -> None:
+    """What a trained model is, how it was trained, its headline metric and its settings."""
+    info = record.info
+    st.markdown(f"**{model}** ({family}). **Paper:** {info.get('paper', 'n/a')}")
+    cells = st.columns(5)
+    cells[0].metric("Parameters", f"{info.get('parameters') or 0:,}")
+    cells[1].metric("Training time", f"{info.get('seconds') or 0:.1f} s")
+    cells[2].metric("Device", str(info.get("device_name", info.get("device", "?"))))
+    cells[3].metric("Best epoch", str(info.get("best_epoch", "–")))
+    cells[4].metric("Test NDCG@10", f"{record.results.test.ndcg_at_10.mean:.4f}")
+    st.caption(f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; "
+               f"seed {info.get('seed', '?')}. Protocol: {PROTOCOL}.")  # fmt: skip
+    for note in info.get("notes", []):
+        st.caption(f"Note: {note}")
+    st.caption("Settings: " + "; ".join(f"{k} = {v}" for k, v in record.settings.items()))
+    if record.history and "epoch" not in record.history[0]:
+        st.caption("Tuning grid on validation (the best setting is kept):")
+        st.dataframe(pd.DataFrame(record.history), hide_index=True)
+
+
+# --------------------------------------------------------------------------- User explorer
+
+
+def held_out_caption(answers: dict[str, Answer | str], held_out: str, k: int) -> None:
+    """Which models have the held-out item (external id) in their top ``k``, best rank first."""
+    lists = {m: a.items for m, a in answers.items() if isinstance(a, Answer)}
+    ranks = {m: items.index(held_out) + 1 for m, items in lists.items() if held_out in items}
+    found = ", ".join(f"{m} (rank {r})" for m, r in sorted(ranks.items(), key=lambda x: x[1])) or "no model"
+    st.caption(f"The held-out item is in the top {k} of: {found}. Protocol: {PROTOCOL}.")
+
+
+def answer_column(
+    dataset: Dataset, model: str, version: str, answer: Answer | str, history: list[int], test_item: int
+) -> None:
+    """One model's top K (or why it has none): titles, scores, the held-out item marked, and a reason
+    per item from the user's ``history`` (internal ids)."""
+    shown = answer.model if isinstance(answer, Answer) else model  # "sasrec+fm" for a ranker in a pipeline
+    st.markdown(f"**{shown}** · {family_label(model)}")
+    if isinstance(answer, str):
+        st.warning(answer)
+        return
+    try:
+        vectors = cached_reason_vectors(dataset.name, model, version)
+        trained = cached_artifact(dataset.name, model, version).model
+        reasons, source = explain_items(trained, vectors, dataset, history, answer.items)
+    except Exception as error:  # a reason is an extra: the list still shows without it
+        reasons, source = ["—"] * len(answer.items), f"no reasons ({type(error).__name__}: {error})"
+    items = [dataset.item_index(i) for i in answer.items]
+    table = pd.DataFrame({
+        "test item": ["✔" if i == test_item else "" for i in items],
+        "title": dataset.titles(items),
+        "score": answer.scores,
+        "because you watched": reasons,
+    })  # fmt: skip
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "test item": st.column_config.TextColumn(width="small"),
+        "title": st.column_config.TextColumn(width="medium"),
+        "score": st.column_config.NumberColumn(format="%.3f", width="small"),
+        "because you watched": st.column_config.TextColumn(width="large"),
+    })  # fmt: skip
+    notes = [answer.fallback] if answer.fallback else []
+    st.caption("; ".join([*notes, *answer.notes, f"reasons: {source}"]))
+
+
+def agreement_map(lists: dict[str, list[str]], user_id: str, k: int) -> None:
+    """How much the models' top-``k`` lists overlap, as a heat map (nothing for fewer than two lists)."""
+    if len(lists) < 2:
+        return
+    st.subheader("How much do the models agree?")
+    measure = st.radio("Overlap measure", ["Rank-biased overlap", "Jaccard"], horizontal=True, key="overlap")
+    matrix = overlap_matrix(lists, "rbo" if measure.startswith("Rank") else "jaccard")
+    figure = heatmap(matrix.to_numpy(), list(matrix.columns), list(matrix.index), zmax=1, text=True,
+                     title=f"{measure} between the top-{k} lists of user {user_id}")  # fmt: skip
+    st.plotly_chart(figure, width="stretch")
+    st.caption(
+        "Jaccard: shared items over all items of both lists, order ignored. Rank-biased overlap "
+        "(p = 0.9): agreement at every depth, weighted towards the top of the lists."
+    )
+
+
+# --------------------------------------------------------------------------- Evaluate and A/B
+
+
+def paired_result(comparison: PairedComparison, metric: str) -> None:
+    cells = st.columns([1, 1, 1, 1.5])
+    cells[0].metric(f"Mean difference (A − B), {metric}", f"{comparison.mean_difference:+.4f}")
+    cells[1].metric("Paired t-test p", format_p(comparison.t_test_p))
+    cells[2].metric("Wilcoxon signed-rank p", format_p(comparison.wilcoxon_p))
+    cells[3].metric("Bootstrap 95% CI", f"{comparison.ci_low:+.3f} to {comparison.ci_high:+.3f}")
+    (st.success if comparison.significant else st.info)(comparison.sentence)
+    st.caption(f"Per-user test {metric} of the same {comparison.n_users:,} users. Protocol: {PROTOCOL}.")
+
+
+PROXY_HELP = "HR@10: 1 when the held-out item is in the top 10, else 0. The others: a continuous score per user."
+
+
+def ab_form(dataset_name: str, options: list[str], challenger: str) -> None:
+    """The A/B simulator's settings; submitted, they are kept as ``st.session_state["ab_settings"]``
+    (what :func:`ui.cache.cached_simulation` reads), so other widgets leave the result in place."""
+    with st.form("ab_form"):
+        left, right = st.columns(2)
+        control = left.selectbox("Control (today's model)", options, key="ab_control")
+        treatment = right.selectbox(
+            "Treatment (the challenger)", options, index=options.index(challenger) if challenger in options else 1,
+            key="ab_treatment",
+        )  # fmt: skip
+        left, middle, right = st.columns(3)
+        split = left.slider("Traffic to the treatment (%)", 5, 95, 50, step=5, key="ab_split")
+        n_users = middle.number_input("Users in the test", 20, 2_000_000, 2000, step=500, key="ab_users")
+        proxy = right.selectbox("Success proxy", list(PROXIES), key="ab_proxy", help=PROXY_HELP)
+        left, middle, right, last = st.columns(4)
+        alpha = left.select_slider("Significance level α", [0.01, 0.05, 0.1], 0.05, key="ab_alpha")
+        power = middle.select_slider("Desired power", [0.7, 0.8, 0.9, 0.95], 0.8, key="ab_power")
+        mde = right.number_input("Minimum detectable effect (relative lift, %)", 1, 500, 5, key="ab_mde")
+        seed = last.number_input("Random seed", 0, 1_000_000, 0, key="ab_seed")
+        if st.form_submit_button("Run the simulation", type="primary", key="ab_run"):
+            st.session_state["ab_settings"] = {
+                "dataset": dataset_name, "control": control, "treatment": treatment, "split": split,
+                "n_users": int(n_users), "proxy": proxy, "alpha": alpha, "power": power, "mde": mde, "seed": int(seed),
+            }  # fmt: skip
+
+
+def ab_result(result: ABResult) -> None:
+    """A simulated A/B test: both arms, the lift with its interval, the tests, power, sample size, the verdict."""
+    st.subheader(f"{result.treatment} against {result.control} on {result.proxy}")
+    show = (lambda v: f"{v:.1%}") if result.binary else (lambda v: f"{v:.4f}")
+    cells = st.columns(4)
+    cells[0].metric(f"Control: {result.control}", show(result.control_rate), help=f"{result.n_control:,} users")
+    cells[1].metric(
+        f"Treatment: {result.treatment}",
+        show(result.treatment_rate),
+        delta=f"{result.absolute_lift * 100:+.1f} pp" if result.binary else f"{result.absolute_lift:+.4f}",
+        help=f"{result.n_treatment:,} users",
+    )
+    if result.relative_lift is None:
+        cells[2].metric("Relative lift", "undefined", help="The control's value is 0.")
+    else:
+        low, high = result.relative_ci
+        cells[2].metric("Relative lift", f"{result.relative_lift:+.1%}")
+        cells[2].caption(f"95% CI {low:+.1%} to {high:+.1%}")
+    cells[3].metric("Users per arm", f"{result.n_control:,} / {result.n_treatment:,}", help="control / treatment")
+    cells = st.columns(4)
+    cells[0].metric("Welch's t-test p", format_p(result.welch_p))
+    cells[1].metric("Mann-Whitney U p", format_p(result.mann_whitney_p))
+    cells[2].metric("Power for the observed lift", f"{result.power:.0%}")
+    required = result.required
+    cells[3].metric(
+        f"Users needed for {result.design.mde:+.0%}",
+        f"{required.total:,}" if required else "n/a",
+        help=f"{required.control:,} control + {required.treatment:,} treatment" if required
+        else "No sample size can be planned for this lift (see the verdict).",
+    )  # fmt: skip
+    {"success": st.success, "warning": st.warning, "info": st.info}[result.tone](result.verdict)
+    st.caption(
+        f"{result.ci_method}. Power and sample size: two-proportion z-test (pooled null variance) for a 0/1 proxy, "
+        f"two-sample z-test for a continuous one, with the chosen traffic split. Per-user test metrics; protocol: "
+        f"{PROTOCOL}."
+    )

@@ -1,0 +1,126 @@
+"""The Session playground's session: external item ids kept in ``st.session_state`` (the Embedding
+maps draw it too), the callbacks that edit it, and the blocks showing what the models make of it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from recsys_core.data import Dataset, Split
+from recsys_core.data.stats import popular_in_genre
+from recsys_core.models.base import Recommender
+from recsys_core.serving.explain import rank_changes
+from recsys_core.serving.recommend import Answer, session_attention
+from ui.charts import heatmap, heatmap_grid
+from ui.text import family_label
+
+MAX_SESSION = 200
+
+
+def current_session(dataset_name: str) -> list[str]:
+    """The session being built on ``dataset_name`` (a new, empty one after a change of dataset)."""
+    if st.session_state.get("session_dataset") != dataset_name:  # a session's ids belong to one dataset
+        st.session_state["session"], st.session_state["session_dataset"] = [], dataset_name
+    return st.session_state["session"]
+
+
+def titles_of(dataset: Dataset, externals: list[str]) -> list[str]:
+    return dataset.titles([dataset.item_index(e) for e in externals])
+
+
+# --------------------------------------------------------------------------- callbacks of the widgets
+
+
+def add_item(dataset: Dataset, session: list[str]) -> None:
+    item = st.session_state.get("add_item")
+    if item is not None:
+        if len(session) >= MAX_SESSION:
+            st.session_state["session_note"] = f"A session holds at most {MAX_SESSION} items: remove some first."
+        else:
+            session.append(str(dataset.item_ids[item]))
+    st.session_state["add_item"] = None
+
+
+def move_item(session: list[str], position: int, step: int) -> None:
+    other = position + step
+    if 0 <= other < len(session):
+        session[position], session[other] = session[other], session[position]
+        st.session_state["edit_position"] = other  # the selection follows the item
+
+
+def remove_item(session: list[str], position: int) -> None:
+    if 0 <= position < len(session):
+        session.pop(position)
+
+
+def start_from_user(dataset: Dataset, split: Split, session: list[str]) -> None:
+    user = dataset.user_index(st.session_state.get("start_user"))
+    items = split.input_sequences("test")[user][-15:] if user else []
+    session[:] = [str(dataset.item_ids[i]) for i in items]
+
+
+def start_from_genre(dataset: Dataset, split: Split, session: list[str]) -> None:
+    popular = popular_in_genre(dataset, split, st.session_state.get("start_genre"), 5)
+    session[:] = [str(dataset.item_ids[i]) for i in popular[::-1]]  # the most popular last: the most recent
+
+
+# --------------------------------------------------------------------------- what the models make of it
+
+
+def next_items(dataset: Dataset, answers: dict[str, Answer | str], k: int) -> None:
+    """Every model's next ``k`` items side by side (title · score), or why a model has none."""
+    side_by_side, notes = {}, []
+    for model, answer in answers.items():
+        if isinstance(answer, str):
+            st.warning(answer)
+            continue
+        cells = [f"{t} · {v:.2f}" for t, v in zip(titles_of(dataset, answer.items), answer.scores, strict=True)]
+        side_by_side[f"{model} ({family_label(model)})"] = cells + [""] * (k - len(cells))
+        notes += [f"{model}: {n}" for n in [answer.fallback, *answer.notes] if n]
+        if answer.ignored:
+            notes.append(f"{model} ignored ids not in the catalogue: {', '.join(answer.ignored)}")
+    if side_by_side:
+        st.dataframe(pd.DataFrame(side_by_side, index=pd.RangeIndex(1, k + 1, name="rank")), width="stretch")
+        st.caption("Title · score, per model, rank 1 first. " + "; ".join(notes))
+
+
+def attention_map(name: str, model: Recommender, dataset: Dataset, session: list[str], per_head: bool) -> None:
+    """What ``model`` attends to over the session: averaged over layers and heads, or one map per head."""
+    try:
+        view = session_attention(model, dataset, list(session))
+    except Exception as error:  # one model's attention failing leaves the rest of the page intact
+        st.warning(f"{name}: no attention to show ({type(error).__name__}: {error})")
+        return
+    labels = [f"{n + 1}. {titles_of(dataset, [i])[0][:30]}" if i != "[mask]" else f"{n + 1}. [mask]"
+              for n, i in enumerate(view.items)]  # fmt: skip
+    n_layers, n_heads = view.weights.shape[:2]
+    if per_head:
+        stacked = view.weights.reshape(n_layers * n_heads, *view.weights.shape[2:])  # (L * H, T, T)
+        titles = [f"layer {n // n_heads + 1}, head {n % n_heads + 1}" for n in range(n_layers * n_heads)]
+        figure = heatmap_grid(stacked, labels, titles, n_heads, f"{name}: attention per layer and head")
+    else:
+        figure = heatmap(view.weights.mean(axis=(0, 1)), labels, labels, x_title="attends to", y_title="position",
+                         title=f"{name}: attention averaged over {n_layers} layers x {n_heads} heads")  # fmt: skip
+    st.plotly_chart(figure, width="stretch", key=f"attention_{name}")
+    st.caption(
+        "Row t: how position t spreads its attention over the positions it may read (earlier ones for "
+        "sasrec; all of them for bert4rec, whose last position is the [mask] it fills in). "
+        + "; ".join(view.notes + ([f"ignored: {', '.join(view.ignored)}"] if view.ignored else []))
+    )
+
+
+def what_changed(dataset: Dataset, before: dict[str, Answer | str], after: dict[str, Answer | str]) -> pd.DataFrame:
+    """Per model, which items entered and left its top K after an edit of the session, and how many moved."""
+    rows = []
+    for model, answer in before.items():
+        edited = after.get(model)
+        if isinstance(answer, Answer) and isinstance(edited, Answer):
+            moved = rank_changes(answer.items, edited.items).groupby("change")["item"].apply(list).to_dict()
+            rows.append({
+                "model": model,
+                "entered the top 10": ", ".join(titles_of(dataset, moved.get("new", []))) or "—",
+                "left the top 10": ", ".join(titles_of(dataset, moved.get("gone", []))) or "—",
+                "moved up": len(moved.get("up", [])),
+                "moved down": len(moved.get("down", [])),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
