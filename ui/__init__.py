@@ -9,7 +9,7 @@
 """
 
 from ui.cache import (
-    Record,
+    ModelRecord,
     cached_artifact,
     cached_dataset,
     cached_dataset_tables,
@@ -71,8 +71,8 @@ from ui.views import (
 
 __all__ = [
     "HOME_HINT",
+    "ModelRecord",
     "Overlay",
-    "Record",
     "ab_form",
     "ab_result",
     "add_item",

@@ -9,7 +9,6 @@ cached with ``st.cache_data``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -18,17 +17,18 @@ from recsys_core.data import Dataset, Split, load_dataset, stats
 from recsys_core.data import temporal_leave_last_out as _split
 from recsys_core.models import REGISTRY
 from recsys_core.protocols.abtest import ABDesign, ABResult, PairedComparison, align_users, compare_paired, simulate_ab
-from recsys_core.results import FunnelResult, StoredResults
+from recsys_core.results import FunnelResult
 from recsys_core.serving.embeddings import EmbeddingMap, load_or_fit_map, map_path, map_points
 from recsys_core.serving.explain import ReasonVectors, reason_vectors
 from recsys_core.store.artifacts import (
     Artifact,
     ArtifactError,
     ArtifactMissing,
+    ModelRecord,
     load_artifact,
     read_manifest,
+    read_model_record,
     read_per_user,
-    read_record,
     retrain_hint,
 )
 from ui.text import HOME_HINT, chart_text
@@ -99,24 +99,12 @@ def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dic
     return _each_trained(dataset_name, names, cached_artifact)
 
 
-@dataclass(frozen=True)
-class Record:
-    """What a model card shows: a trained model's stored files without its weights, metrics typed."""
-
-    info: dict
-    settings: dict
-    history: list[dict]
-    results: StoredResults
-
-
-def load_records(dataset_name: str) -> tuple[dict[str, Record], dict[str, str]]:
-    """Every trained model's :class:`Record` (read afresh: a damaged file is reported at once), and
+def load_records(dataset_name: str) -> tuple[dict[str, ModelRecord], dict[str, str]]:
+    """Every trained model's :class:`ModelRecord` (read afresh: a damaged file is reported at once), and
     a message per model whose files cannot be read."""
 
-    def load(dataset_name: str, model_name: str, version: str) -> Record:
-        files = read_record(dataset_name, model_name)
-        return Record(files["info"], files["config"].get("config", {}), files["history"],
-                      StoredResults.from_json(files["metrics"]))  # fmt: skip
+    def load(dataset_name: str, model_name: str, version: str) -> ModelRecord:
+        return read_model_record(dataset_name, model_name)
 
     return _each_trained(dataset_name, None, load)
 

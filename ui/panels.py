@@ -10,14 +10,14 @@ from recsys_core.data import PROTOCOL, Dataset
 from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, format_p
 from recsys_core.serving.explain import explain_items, overlap_matrix
 from recsys_core.serving.recommend import Answer
-from ui.cache import Record, cached_artifact, cached_reason_vectors
+from ui.cache import ModelRecord, cached_artifact, cached_reason_vectors
 from ui.charts import heatmap
 from ui.text import family_label
 
 # --------------------------------------------------------------------------- Overview
 
 
-def model_card(model: str, record: Record, family: str) -> None:
+def model_card(model: str, record: ModelRecord, family: str) -> None:
     """What a trained model is, how it was trained, its headline metric and its settings."""
     info = record.info
     st.markdown(f"**{model}** ({family}). **Paper:** {info.get('paper', 'n/a')}")

@@ -265,9 +265,26 @@ def read_record(dataset_name: str, model_name: str, root: Path | None = None) ->
     return read_model_files(path, dataset_name, model_name)
 
 
+@dataclass(frozen=True)
+class ModelRecord:
+    """A trained model's stored files without its weights, metrics typed: what a model card shows."""
+
+    info: dict
+    settings: dict  # the config the model was trained with
+    history: list[dict]  # one row per epoch (or per setting tried, for a closed-form model)
+    results: StoredResults
+
+
+def read_model_record(dataset_name: str, model_name: str, root: Path | None = None) -> ModelRecord:
+    """:func:`read_record`, typed (ArtifactError when the files cannot be read)."""
+    files = read_record(dataset_name, model_name, root)
+    return ModelRecord(files["info"], files["config"].get("config", {}), files["history"],
+                       StoredResults.from_json(files["metrics"]))  # fmt: skip
+
+
 def read_results(dataset_name: str, model_name: str, root: Path | None = None) -> StoredResults:
     """A stored model's metrics, typed, without loading its weights (ArtifactError when it cannot be read)."""
-    return StoredResults.from_json(read_record(dataset_name, model_name, root)["metrics"])
+    return read_model_record(dataset_name, model_name, root).results
 
 
 def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) -> pd.DataFrame:

@@ -104,7 +104,7 @@ def fit(
     validation_label: str = "valid NDCG@10",
 ) -> FitResult:
     """Train ``model`` on ``split.train``; the validation score (higher is better) chooses the epoch,
-    or the setting of a closed-form model. ``validate`` defaults to full-ranking NDCG@10 on
+    or the setting of a closed-form model. ``validate`` defaults to :func:`ndcg_validation` on
     ``split`` and ``batches`` (one epoch per call) to the model's own; a protocol with other rows
     passes both, and ``split`` is then not read."""
     device = device or resolve_device()
