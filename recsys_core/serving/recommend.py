@@ -17,8 +17,8 @@ import torch
 from recsys_core.data.dataset import Dataset, normalise_id
 from recsys_core.data.split import Split
 from recsys_core.models.base import Recommender
-from recsys_core.serving.retriever import ItemIndex, Retrieved, Retriever
-from recsys_core.tensors import mask_history, pad_histories, top_k
+from recsys_core.serving.retriever import ItemIndex, Retriever, best_available
+from recsys_core.tensors import pad_histories
 
 POPULARITY_FALLBACK = "no known history items to read: most popular items"
 MAX_K = 1000
@@ -147,8 +147,7 @@ def recommend(
     if not resolved.history and model.personalised:
         fallback = POPULARITY_FALLBACK
         popularity = torch.as_tensor(split.item_popularity, dtype=torch.float32, device=model.device)[None, :]
-        items, scores = top_k(mask_history(popularity, excluded), min(request.k, model.n_items))
-        found = Retrieved(items.masked_fill(~torch.isfinite(scores), 0), scores, "exact")
+        found = best_available(popularity, excluded, min(request.k, model.n_items))
     else:
         if resolved.user == 0 and not model.reads_history:
             fallback = model.cold_start_fallback

@@ -296,6 +296,13 @@ class Retrieved:
     source: str  # "exact", the index's description, or exact scoring standing in for an index
 
 
+def best_available(scores: torch.Tensor, excluded: torch.Tensor, n: int, source: str = "exact") -> Retrieved:
+    """The top ``n`` of full-catalogue ``scores`` (B, n_items + 1), padding and ``excluded`` (B, E)
+    left out; a row with fewer items left ends in 0s (score -inf)."""
+    items, values = top_k(mask_history(scores, excluded), n)
+    return Retrieved(items.masked_fill(~torch.isfinite(values), 0), values, source)
+
+
 class Retriever:
     """A trained model plus an optional FAISS index over its item vectors, answering "top n for
     these queries, leaving these items out" (after ``implicit.ann.faiss.FaissModel``).
@@ -325,9 +332,7 @@ class Retriever:
             if found is not None:
                 return found
             source = f"exact ({self.index.params.describe()} returned fewer than {n} items)"
-        scores = mask_history(self.model.score_all(users, histories).float(), excluded)
-        items, values = top_k(scores, n)
-        return Retrieved(items.masked_fill(~torch.isfinite(values), 0), values, source)
+        return best_available(self.model.score_all(users, histories).float(), excluded, n, source)
 
     def _search(
         self, users: torch.Tensor, histories: torch.Tensor, excluded: torch.Tensor, n: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import shlex
@@ -76,9 +77,9 @@ class Artifact:
         """Changes whenever the model is retrained: the key for caches of loaded models."""
         return self.info["weights_sha256"][:16]
 
-    @property
+    @functools.cached_property
     def results(self) -> StoredResults:
-        """The stored metrics, typed (checked when the artifact was read)."""
+        """The stored metrics, typed (checked when the artifact was read; parsed once per artifact)."""
         return StoredResults.from_json(self.metrics)
 
 
@@ -280,11 +281,6 @@ def read_model_record(dataset_name: str, model_name: str, root: Path | None = No
     files = read_record(dataset_name, model_name, root)
     return ModelRecord(files["info"], files["config"].get("config", {}), files["history"],
                        StoredResults.from_json(files["metrics"]))  # fmt: skip
-
-
-def read_results(dataset_name: str, model_name: str, root: Path | None = None) -> StoredResults:
-    """A stored model's metrics, typed, without loading its weights (ArtifactError when it cannot be read)."""
-    return read_model_record(dataset_name, model_name, root).results
 
 
 def read_per_user(dataset_name: str, model_name: str, root: Path | None = None) -> pd.DataFrame:

@@ -144,8 +144,8 @@ def evaluate_and_store(run: ModelRun) -> float:
     funnel = None
     if run.retriever is not None:
         # What the ranker is for: reordering its retriever's candidates (the funnel on test).
-        funnel = evaluate_pipeline(run.retriever, model, split, "test", model.config.n_candidates, genres)
-        funnel = funnel.result(retriever_model=run.retriever.name)
+        evaluation = evaluate_pipeline(run.retriever, model, split, "test", model.config.n_candidates, genres)
+        funnel = evaluation.result(retriever_model=run.retriever.name)
         model.use_candidates(None)
     results = StoredResults(PROTOCOL, test.result(), valid, funnel)
     save_artifact(run.context.dataset, model.cpu(), results.to_json(), run.result.history, run_info(run),
