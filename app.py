@@ -21,8 +21,8 @@ from ui import (
 )
 
 # The quick zoo's wall time on a 2-core CPU until every model is stored, measured by bench/profiles.py
-# (docs/benchmarks.md, "Training profiles"; the embedding maps take another 1.4 minutes).
-QUICK_ZOO_MINUTES = 4.1
+# on MovieLens-100K (docs/benchmarks.md, "Training profiles"; the embedding maps take another 1.4 minutes).
+QUICK_ZOO_MINUTES, QUICK_ZOO_INTERACTIONS = 4.1, 100_000
 
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
 
@@ -67,7 +67,7 @@ for problem in damaged.values():
 
 def start(models: list[str]) -> None:
     try:
-        start_job(name, models, quick=True, maps=True)
+        start_job(name, models, quick=True, maps=True, reference=dataset.reference)
     except (TrainingLocked, ValueError, OSError) as error:
         st.session_state["job_error"] = str(error)
 
@@ -90,11 +90,18 @@ elif not job_status(name).running:
         )
     elif missing:
         what = "the default zoo" if not trained else f"the {len(missing)} missing or damaged models"
+        size = dataset.n_interactions / QUICK_ZOO_INTERACTIONS
+        # Measured on ml-1m-sas (docs/benchmarks.md, "The lab at ten times the data"): 10x the data took
+        # up to 30 times as long per model (SASRec), so a larger dataset is not promised the 100K figure.
+        larger = (f" This dataset has {dataset.n_interactions:,} interactions, {size:.0f} times as many: expect "
+                  "much longer (on MovieLens-1M, SASRec took 30 times its MovieLens-100K time)."
+                  if size >= 2 else "")  # fmt: skip
         st.info(
             f"Train {what} ({', '.join(missing)}) with the quick profile (each model's quick settings: fewer "
             f"epochs, a faster learning rate), in the background, {default_workers('auto')} models at a time. Views "
-            "become usable as each model lands: the baselines within seconds, the whole zoo in about "
-            f"{QUICK_ZOO_MINUTES} minutes on a 2-core CPU (docs/benchmarks.md)."
+            "become usable as each model lands: the baselines within seconds, then the sequential models; the whole "
+            f"zoo in about {QUICK_ZOO_MINUTES} minutes on a 2-core CPU for MovieLens-100K's 100,000 interactions "
+            f"(docs/benchmarks.md).{larger}"
         )
         if st.button(f"Train {what} (quick profile)", type="primary", key="train_zoo"):
             start(missing)

@@ -1,7 +1,7 @@
 """The training profiles on MovieLens-100K: how long the whole default zoo takes to train, and how
 close each model's quick-profile NDCG@10 comes to its full profile, written to docs/benchmarks.md.
 
-    python bench/profiles.py [--dataset ml-100k] [--runs quick-1,quick,full]
+    python bench/profiles.py [--dataset ml-100k|ml-1m-sas|PATH] [--runs quick-1,quick,full]
 
 Each run is ``python -m recsys_core train --models all`` in a fresh process and a fresh artifact
 store (a temporary folder), exactly as the home page's job starts it, embedding maps included:
@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scale import DATASETS as SCALE_DATASETS  # noqa: E402
 from bench.sections import write_section  # noqa: E402
+from recsys_core.data import load_dataset  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.models import DEFAULT_ZOO, quick_settings  # noqa: E402
 from recsys_core.training.jobs import progress_kind, read_events  # noqa: E402
@@ -48,6 +50,7 @@ RUNS = {"quick-1": ("--quick", "--workers", "1"), "quick": ("--quick",), "full":
 
 def train_zoo(dataset: str, run: str) -> dict:
     """One ``train --models all`` in a fresh store: wall times and each model's figures."""
+    folder_name = load_dataset(dataset).name  # a CSV's store folder is named by its content
     with tempfile.TemporaryDirectory(prefix=f"profile-{run}-") as store:
         journal = Path(store) / "progress.jsonl"
         command = [sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", "all",
@@ -60,10 +63,10 @@ def train_zoo(dataset: str, run: str) -> dict:
         start = next(e["time"] for e in events if e.get("event") == "start")
         stored = [e for e in events if e.get("event") == "progress" and progress_kind(e) == STORED]
         landed = {e["model"]: e["time"] - start for e in stored}
-        manifest = json.loads((Path(store) / dataset / "manifest.json").read_text())["models"]
+        manifest = json.loads((Path(store) / folder_name / "manifest.json").read_text())["models"]
         models = {}
         for name, entry in manifest.items():
-            info = json.loads((Path(store) / dataset / name / "info.json").read_text())
+            info = json.loads((Path(store) / folder_name / name / "info.json").read_text())
             models[name] = {"seconds": entry["seconds"], "ndcg": entry["test"]["NDCG@10"], "landed": landed.get(name),
                             "threads": info.get("threads"), "best_epoch": info.get("best_epoch")}  # fmt: skip
     return {"total_s": total, "all_landed_s": max(landed.values()), "models": models}
@@ -73,11 +76,11 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
-def report(dataset: str, results: dict[str, dict]) -> str:
+def report(dataset: str, results: dict[str, dict], marker: str = MARKER) -> str:
     workers = default_workers("cpu")
     lines = [
-        MARKER,
-        "## Training profiles: the whole zoo, quick and full",
+        marker,
+        "## Training profiles: the whole zoo, quick and full" + ("" if dataset == "ml-100k" else f", {dataset}"),
         "",
         f"`python bench/profiles.py` on {dataset}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {__import__('torch').__version__}, no GPU. Each run is "
@@ -120,7 +123,7 @@ def report(dataset: str, results: dict[str, dict]) -> str:
         lines += ["", "Models more than 10% below their full profile in the quick one: "
                   + (", ".join(outside) if outside else "none") + ". The quick profile is for first runs and "
                   "demos; the benchmarks above use the full one."]  # fmt: skip
-    lines += ["", MARKER]
+    lines += ["", marker]
     return "\n".join(lines)
 
 
@@ -131,18 +134,20 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--report-only", action="store_true", help="rebuild the section from the stored runs")
     args = parser.parse_args()
+    label, source = args.dataset, SCALE_DATASETS.get(args.dataset, args.dataset)  # ml-1m-sas: the shared file
+    marker = MARKER if label == "ml-100k" else f"<!-- profiles {label} -->"
     results = {}
     for run in args.runs.split(","):
-        stored = RESULTS / f"{args.dataset}-{run}.json"
+        stored = RESULTS / f"{label}-{run}.json"
         if not args.report_only:
             print(f"training the zoo: {run} …", flush=True)
-            result = train_zoo(args.dataset, run)
+            result = train_zoo(source, run)
             print(f"  all landed in {result['all_landed_s']:.0f} s, whole run {result['total_s']:.0f} s", flush=True)
             stored.parent.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(result, indent=1))  # each run kept: a later one failing loses nothing
         results[run] = json.loads(stored.read_text())
-    section = report(args.dataset, results)
-    write_section(Path(args.out), MARKER, section)
+    section = report(label, results, marker)
+    write_section(Path(args.out), marker, section)
     print(section)
 
 

@@ -1,6 +1,9 @@
-"""Warm interaction timings of the lab's views on MovieLens-100K, written to docs/benchmarks.md.
+"""Warm interaction timings of the lab's views, written to docs/benchmarks.md (a section per dataset).
 
-    python bench/ui.py [--dataset ml-100k] [--repeats 20] [--no-browser]
+    python bench/ui.py [--dataset ml-100k|ml-1m-sas|PATH] [--store DIR] [--repeats 20] [--no-browser]
+
+``ml-1m-sas`` is the SASRec file of MovieLens-1M read from ../shared (as bench/scale.py reads it), served
+by the models bench/scale.py trained: ``--store`` defaults to its store for that dataset.
 
 Three layers, each measured warm (models and indexes already loaded and cached, as after the first
 visit):
@@ -34,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.scale import DATASETS as SCALE_DATASETS  # noqa: E402
+from bench.scale import STORE as SCALE_STORE  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.serving.explain import explain_items, reason_vectors, recommend_each  # noqa: E402
@@ -58,7 +63,7 @@ def median_ms(samples: list[float]) -> float:
 def library(dataset_name: str, repeats: int) -> dict[str, list[float]]:
     dataset = load_dataset(dataset_name)
     split = temporal_leave_last_out(dataset)
-    names = list(read_manifest(dataset_name)["models"])
+    names = list(read_manifest(dataset.name)["models"])
     artifacts = {n: load_artifact(dataset, n) for n in names}
     models = {n: a.model for n, a in artifacts.items()}
     vectors = {n: reason_vectors(m, split) for n, m in models.items()}
@@ -246,9 +251,16 @@ def browser(dataset_name: str, repeats: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--store", default=None, help="the artifact store to serve from (DEEPREC_ARTIFACTS_DIR)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
+    label = args.dataset
+    if args.dataset in SCALE_DATASETS and args.dataset != "ml-100k":
+        args.dataset = SCALE_DATASETS[args.dataset]
+        args.store = args.store or str(SCALE_STORE)  # served by the models bench/scale.py trained
+    if args.store:
+        os.environ["DEEPREC_ARTIFACTS_DIR"] = args.store  # read here, and by the app servers started below
     lib = library(args.dataset, args.repeats)
     print("library", {k: summary(v) for k, v in lib.items() if k not in ("models", "readers")}, flush=True)
     app = apptest(args.dataset, args.repeats)
@@ -264,12 +276,13 @@ def main() -> None:
         return summary(timings[key]) if timings else "not run"
 
     n_models, n_readers = lib["models"][0], lib["readers"][0]
+    marker = MARKER if label == "ml-100k" else f"<!-- ui {label} -->"
     lines = [
-        MARKER,
-        f"## Interactive views on {args.dataset} (warm)",
+        marker,
+        f"## Interactive views on {label} (warm)",
         "",
-        f"Measured by `python bench/ui.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} "
-        f"cores shared with another training job, {torch.get_num_threads()} torch threads, load average at the end "
+        f"Measured by `python bench/ui.py --dataset {label}` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average at the end "
         f"{os.getloadavg()[0]:.1f}; {n_models} trained models ({n_readers} read a history). Median (p90) over "
         f"{args.repeats} warm repetitions after one warm-up; models, splits and reason vectors cached as the "
         "pages cache them.",
@@ -301,11 +314,10 @@ def main() -> None:
             + f"); one user's lists and a session change are {verdict('user', web['user'])} and "
             f"{verdict('session', web['session'])} theirs. Of each of these, {median_ms(web['floor']):.0f} ms is the "
             "floor that any Streamlit rerun costs in this browser on this machine (a one-button page, last row); the "
-            "rest is drawing the page's tables (Glide data grids) and plotly figures, on two cores that another job "
-            "keeps busy.",
+            "rest is drawing the page's tables (Glide data grids) and plotly figures.",
         ]
-    lines.append(MARKER)
-    write_section(ROOT / "docs" / "benchmarks.md", MARKER, "\n".join(lines))
+    lines.append(marker)
+    write_section(ROOT / "docs" / "benchmarks.md", marker, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -9,15 +9,16 @@ import time
 
 import streamlit as st
 
-from recsys_core.data import DATASETS, CsvError, save_upload
+from recsys_core.data import DATASETS, CsvError
 from recsys_core.data.csv_loader import max_csv_bytes
-from recsys_core.models import by_family
+from recsys_core.data.uploads import save_uploaded_files
+from recsys_core.models import by_family, data_settings
 from recsys_core.store.artifacts import TrainingLocked
 from recsys_core.training.devices import available_devices
 from recsys_core.training.forms import ConfigError, parse_overrides
 from recsys_core.training.jobs import job_status, lock_holder, start_job
 from recsys_core.training.schedule import default_workers
-from ui import config_form, literal, open_view, trained_versions, training_allowed, training_panel
+from ui import cached_split, config_form, literal, open_view, trained_versions, training_allowed, training_panel
 
 dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
 name = dataset.name
@@ -56,8 +57,10 @@ with train_tab:
                               "fewer negatives), for first runs and demos; full: the settings behind the "
                               "benchmarks. The form below shows the chosen profile's values.")  # fmt: skip
         quick = profile == "quick"
+        # Settings that follow the data (a sequential model's history length) at this dataset's values.
+        data = {m: data_settings(m, cached_split(name)) for m in chosen}
         with st.form("train_form"):
-            values = config_form(chosen, profile)
+            values = config_form(chosen, profile, data)
             submitted = st.form_submit_button(
                 "Start training", type="primary", disabled=not chosen, key="start_training"
             )
@@ -65,8 +68,9 @@ with train_tab:
             st.info("Choose at least one model above.")
         if submitted and chosen:
             try:
-                overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {}), quick))}
-                start_job(name, chosen, quick=quick, device=device, maps=True, overrides=overrides)
+                overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {}), quick, data[m]))}
+                start_job(name, chosen, quick=quick, device=device, maps=True, overrides=overrides,
+                          reference=dataset.reference)  # fmt: skip
             except ConfigError as error:
                 st.error(f"Nothing was started: {error}")
             except (TrainingLocked, ValueError, OSError) as error:
@@ -83,7 +87,9 @@ with data_tab:
     st.markdown(
         "Upload your own interactions as a CSV with a header: `user_id,item_id[,rating][,timestamp]` "
         "(timestamps in Unix seconds or ISO dates; without them the file's order is the time order). An optional "
-        "items CSV `item_id,title[,genres]` (genres separated by `|`) gives titles to every view. The files are "
+        "items CSV `item_id,title[,genres]` (genres separated by `|`) gives titles to every view, and an optional "
+        "users CSV `user_id,gender,age,occupation` gives the two-tower model and the rankers their user features. "
+        "GroupLens' MovieLens-1M files (`ratings.dat`, `movies.dat`, `users.dat`) work as they are. The files are "
         f"checked in full first (each problem with its line and column; at most {limit_mib:g} MiB each, "
         "`DEEPREC_MAX_UPLOAD_MB`): a bad file changes nothing. The new dataset appears in the sidebar's selector "
         "for every view, and trains here like MovieLens."
@@ -94,9 +100,11 @@ with data_tab:
         with st.form("upload_form", clear_on_submit=False):
             # The same limit in the widget (whole MiB), so an oversized file is refused before it is sent.
             widget_limit = max(1, math.ceil(limit_mib))
-            interactions = st.file_uploader("Interactions CSV", type=["csv"], key="upload_interactions",
-                                            max_upload_size=widget_limit)  # fmt: skip
-            items = st.file_uploader("Items CSV (optional)", type=["csv"], key="upload_items",
+            interactions = st.file_uploader("Interactions CSV (or ratings.dat)", type=["csv", "dat"],
+                                            key="upload_interactions", max_upload_size=widget_limit)  # fmt: skip
+            items = st.file_uploader("Items CSV (or movies.dat, optional)", type=["csv", "dat"], key="upload_items",
+                                     max_upload_size=widget_limit)  # fmt: skip
+            users = st.file_uploader("Users CSV (or users.dat, optional)", type=["csv", "dat"], key="upload_users",
                                      max_upload_size=widget_limit)  # fmt: skip
             new_name = st.text_input("Dataset name", placeholder="e.g. my-shop", key="upload_name",
                                      help="lower-case letters, digits, '-' and '_'")  # fmt: skip
@@ -107,8 +115,7 @@ with data_tab:
             else:
                 label = new_name or interactions.name.rsplit(".", 1)[0]
                 try:
-                    stored = save_upload(label, interactions.getvalue(), items.getvalue() if items else None,
-                                         reserved=set(DATASETS))  # fmt: skip
+                    stored = save_uploaded_files(label, interactions, items, users, reserved=set(DATASETS))
                 except CsvError as error:
                     st.error(f"Nothing was stored: {literal(error)}")
                 else:

@@ -118,7 +118,7 @@ def _overrides(text: str | None, names: list[str]) -> dict[str, dict]:
     unknown = [m for m in raw if m not in names]
     if unknown:
         raise ConfigError(f"--overrides names model(s) not being trained: {', '.join(unknown)}")
-    return {model: parse_overrides(model, values) for model, values in raw.items()}
+    return {model: parse_overrides(model, values, explicit=True) for model, values in raw.items()}
 
 
 def _model_list(text: str | None, pipelines: bool = False) -> list[str]:

@@ -278,13 +278,47 @@ def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(training_serve
     settle(page, "Last training finished: ease", timeout=180_000)
     check_no_error(page)
     screenshot(page, "train_uploaded")
-    for path, ready in [("Overview", "The data: shop"), ("User_Explorer", "History of user"),
-                        ("Session_Playground", "The session is empty"), ("Embedding_Maps", "UMAP fit"),
+    visit_every_view(page, "shop", session_ready="The session is empty")
+
+
+def visit_every_view(page, dataset: str, session_ready: str) -> None:
+    """Each view through the sidebar's links: it opens without an error, on ``dataset``."""
+    for path, ready in [("Overview", f"The data: {dataset}"), ("User_Explorer", "History of user"),
+                        ("Session_Playground", session_ready), ("Embedding_Maps", "UMAP fit"),
                         ("Pipeline", "Final list next to"), ("Evaluate_and_AB", "A/B simulator")]:  # fmt: skip
         page.get_by_role("link", name=path.replace("_", " ")).first.click()
         settle(page, ready)
         check_no_error(page)
-        expect(page.get_by_label("Dataset", exact=True).first).to_have_value("shop")
+        expect(page.get_by_label("Dataset", exact=True).first).to_have_value(dataset)
+
+
+def test_grouplens_files_upload_train_and_every_view_opens_on_an_ml1m_shaped_dataset(training_server, page, tmp_path):
+    """GroupLens' three .dat files through the Train view, with MovieLens-1M's shape: users file,
+    ages as codes, histories long enough (mean over 150) that the sequential models read 200 items."""
+    from recsys_core.data.synthetic import make_synthetic, write_grouplens_files
+
+    source = make_synthetic(n_users=40, n_items=1200, n_clusters=6, min_length=150, max_length=190, seed=3)
+    folder = write_grouplens_files(source, tmp_path / "ml-1m-like")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{training_server}/Train")
+    settle(page, "Start training")
+    page.get_by_role("tab", name="Bring your own data").click()
+    files = page.locator('input[type="file"]')
+    for n, name in enumerate(("ratings.dat", "movies.dat", "users.dat")):
+        files.nth(n).set_input_files(str(folder / name))
+    page.get_by_role("textbox", name="Dataset name").fill("ml1m-like")
+    page.get_by_role("button", name="Add the dataset").click()
+    settle(page, "Dataset ml1m-like added")
+    check_no_error(page)
+    page.get_by_role("tab", name="Train models").click()
+    pick(page, "sequential", "sasrec")
+    page.get_by_text("max_len", exact=False).first.wait_for()  # the form shows the data's history length
+    expect(page.get_by_label("max_len", exact=True).first).to_have_value("200")
+    page.get_by_role("button", name="Start training").click()
+    settle(page, "Last training finished: sasrec", timeout=240_000)
+    check_no_error(page)
+    visit_every_view(page, "ml1m-like", session_ready="The session is empty")
+    screenshot(page, "ml1m_like_evaluate")
 
 
 def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_can_be_cancelled(training_server, page):

@@ -33,10 +33,21 @@ from recsys_core.store.artifacts import (
 )
 from ui.text import HOME_HINT, chart_text
 
+# Dataset name -> what loads it, for datasets opened by path: a CSV's name carries a content hash
+# (``ml-1m-sas-80fd908807``) that the views key everything on, but only its path loads it.
+REFERENCES: dict[str, str] = {}
+
+
+def cached_dataset(name: str) -> Dataset:
+    """A dataset by its name, or by what loads it (a registered name, an upload, a path)."""
+    dataset = _cached_dataset(REFERENCES.get(name, name))
+    REFERENCES.setdefault(dataset.name, dataset.reference)
+    return dataset
+
 
 @st.cache_resource(show_spinner="Loading the dataset…")
-def cached_dataset(name: str) -> Dataset:
-    return load_dataset(name)
+def _cached_dataset(reference: str) -> Dataset:
+    return load_dataset(reference)
 
 
 @st.cache_resource(show_spinner=False)

@@ -78,12 +78,13 @@ def _job_progress(name: str, curves: bool) -> None:
         st.plotly_chart(training_curves(status.epochs_seen), width="stretch", key="job_curves")
 
 
-def config_form(models: list[str], profile: str) -> dict[str, dict[str, object]]:
-    """One expander per model with a widget per setting of its config dataclass, at the profile's
-    values ("quick" or "full"); what each widget holds, by model and setting."""
+def config_form(models: list[str], profile: str, data: dict[str, dict] | None = None) -> dict[str, dict[str, object]]:
+    """One expander per model with a widget per setting of its config dataclass, at the values a
+    training would use: the profile's ("quick" or "full") over the settings derived from the
+    dataset (``data``, per model); what each widget holds, by model and setting."""
     values: dict[str, dict[str, object]] = {}
     for model in models:
-        fields = config_fields(model, profile == "quick")
+        fields = config_fields(model, profile == "quick", (data or {}).get(model))
         with st.expander(f"{model} · {family_label(model)}: {len(fields)} settings", expanded=len(models) == 1):
             if not fields:
                 st.caption(f"{model} has no settings: it is computed in closed form.")

@@ -4,6 +4,7 @@ stop a view with a way forward, and the dataset's and leaderboard's standard ren
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -33,10 +34,12 @@ def select_dataset(training_status: bool = True) -> Dataset:
     the loaded dataset. When it cannot be loaded the page explains and stops. While a background
     training runs, the sidebar shows its progress and the page reruns as each model lands."""
     names = dataset_names()
+    default = os.environ.get("DEEPREC_DATASET", DEFAULT_DATASET)
+    if default not in names and Path(default).exists():
+        names.append(default)  # a CSV file or GroupLens folder named on the command line, as --dataset takes it
     # Widget state does not survive a page switch (each page's selectbox is a new widget), so the
     # choice lives under its own key and is handed to the widget on every page.
     if st.session_state.get("chosen_dataset") not in names:
-        default = os.environ.get("DEEPREC_DATASET", DEFAULT_DATASET)
         st.session_state["chosen_dataset"] = default if default in names else names[0]
     st.session_state["dataset"] = st.session_state["chosen_dataset"]
     name = st.sidebar.selectbox("Dataset", names, key="dataset", on_change=_remember_dataset)

@@ -1,12 +1,14 @@
-"""Datasets by name or path: ``load_dataset("ml-100k")``, an upload by its name, ``load_dataset("my_data.csv")``."""
+"""Datasets by name or path: ``load_dataset("ml-100k")``, an upload by its name, ``load_dataset("my_data.csv")``,
+``load_dataset("path/to/ml-1m")`` (GroupLens' layout)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from recsys_core.data.csv_loader import CsvError, load_interactions_csv
+from recsys_core.data.csv_loader import CsvError, load_interactions_csv, side_files
 from recsys_core.data.dataset import Dataset, build_dataset, normalise_id
+from recsys_core.data.grouplens import is_grouplens_folder, load_grouplens_folder
 from recsys_core.data.movielens import (
     ChecksumMismatch,
     DatasetUnavailable,
@@ -40,10 +42,13 @@ def dataset_names(root: Path | None = None) -> list[str]:
 
 
 def load_dataset(name_or_path: str, root: Path | None = None) -> Dataset:
-    """A registered dataset name, or the path of an interactions CSV.
+    """A registered dataset name, an upload's name, the path of an interactions CSV (with its
+    ``NAME.items.csv`` and ``NAME.users.csv`` when they are beside it), or a folder: GroupLens'
+    MovieLens-1M layout (``ratings.dat``, ``movies.dat``, ``users.dat``) or one interactions CSV
+    with its side files.
 
-    A CSV's dataset name is its file stem plus a content hash, so that artifacts trained on one
-    version of a file are never mistaken for another's.
+    A file's dataset name is its stem (a folder's name) plus a content hash, so that artifacts
+    trained on one version of a file are never mistaken for another's.
     """
     root = root or data_dir()
     if name_or_path in DATASETS:
@@ -51,8 +56,27 @@ def load_dataset(name_or_path: str, root: Path | None = None) -> Dataset:
     if name_or_path in uploaded_datasets(root):
         return load_uploaded(name_or_path, root=root)
     path = Path(name_or_path)
+    if path.is_dir():
+        return _load_folder(path)
     if path.suffix.lower() == ".csv" or path.is_file():
-        items = path.with_name(path.stem + ".items.csv")
-        return load_interactions_csv(path, items if items.is_file() else None)
+        items, users = side_files(path)
+        return load_interactions_csv(path, items, users_path=users)
     known = ", ".join(dataset_names(root))
-    raise DatasetUnavailable(f"unknown dataset {name_or_path!r}: use one of {known}, or the path of a CSV file")
+    raise DatasetUnavailable(
+        f"unknown dataset {name_or_path!r}: use one of {known}, the path of a CSV file, or a folder with "
+        "GroupLens' ratings.dat (movies.dat, users.dat)"
+    )
+
+
+def _load_folder(folder: Path) -> Dataset:
+    if is_grouplens_folder(folder):
+        return load_grouplens_folder(folder)
+    interactions = [p for p in sorted(folder.glob("*.csv")) if not p.name.endswith((".items.csv", ".users.csv"))]
+    if len(interactions) == 1:
+        items, users = side_files(interactions[0])
+        return load_interactions_csv(interactions[0], items, users_path=users)
+    found = ", ".join(p.name for p in interactions) or "none"
+    raise DatasetUnavailable(
+        f"{folder}: a dataset folder holds GroupLens' ratings.dat (with movies.dat and users.dat), or one "
+        f"interactions CSV with its NAME.items.csv and NAME.users.csv; interactions CSVs found: {found}"
+    )

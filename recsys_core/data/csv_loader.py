@@ -1,7 +1,8 @@
-"""Interactions from a user's CSV: ``user_id,item_id[,rating][,timestamp]`` plus an optional items
-CSV ``item_id,title[,genres]``. Every problem is reported with its line (the file's own line, also
-when a quoted cell spans several), column and value; a bad file raises :class:`CsvError` and
-nothing is written anywhere.
+"""Interactions from a user's CSV: ``user_id,item_id[,rating][,timestamp]`` plus optional side files,
+an items CSV ``item_id,title[,genres][,year]`` and a users CSV ``user_id`` plus categorical columns
+(MovieLens' ``gender``, ``age``, ``occupation`` become the models' user features). Every problem
+is reported with its line (the file's own line, also when a quoted cell spans several), column
+and value; a bad file raises :class:`CsvError` and nothing is written anywhere.
 
 Ids are kept as written (``007`` stays ``007``, case matters) except for spaces around them, which
 are dropped here and in requests alike (:func:`recsys_core.data.dataset.normalise_id`).
@@ -31,6 +32,7 @@ REQUIRED = ("user_id", "item_id")
 # draw timestamps as dates and the rankers read weekday and hour from them. Positions in a history
 # (0, 1, 2, ...) fit too; milliseconds do not.
 TIMESTAMP_RANGE = (-9_223_372_036, 9_223_372_036)
+TITLE_YEAR = r"\((\d{4})\)\s*$"
 
 
 class CsvError(ValueError):
@@ -61,34 +63,66 @@ def binary_size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f} MiB"
 
 
+def side_files(path: Path) -> tuple[Path | None, Path | None]:
+    """The items and users files beside an interactions CSV ``NAME.csv``: ``NAME.items.csv`` and
+    ``NAME.users.csv``, each ``None`` when absent."""
+    items, users = (path.with_name(f"{path.stem}.{side}.csv") for side in ("items", "users"))
+    return (items if items.is_file() else None), (users if users.is_file() else None)
+
+
 def load_interactions_csv(
     path: str | Path,
     items_path: str | Path | None = None,
     name: str | None = None,
     max_bytes: int | None = None,
+    users_path: str | Path | None = None,
 ) -> Dataset:
     """``max_bytes`` defaults to :func:`max_csv_bytes`."""
     path = Path(path)
     max_bytes = max_csv_bytes() if max_bytes is None else max_bytes
-    payload = _read_limited(path, max_bytes)
-    ratings, notes = parse_interactions_csv(payload, source_name=path.name)
-    items = None
-    if items_path is not None:
-        items = parse_items_csv(_read_limited(Path(items_path), max_bytes), source_name=Path(items_path).name)
+    payload = read_limited(path, max_bytes)
+    items, users = (None if p is None else read_limited(Path(p), max_bytes) for p in (items_path, users_path))
     digest = hashlib.sha256(payload).hexdigest()[:10]
     # Named by content: artifacts trained on one version of a file are never taken for another's.
     # Commands that name the dataset again (retrain hints) use ``reference``: the path itself.
-    return build_dataset(name or f"{_safe_stem(path.stem)}-{digest}", ratings, items, None, source=f"CSV file {path}",
-                         notes=notes, reference=name or str(path))  # fmt: skip
+    return dataset_from_csv(
+        payload, items, users, name=name or f"{_safe_stem(path.stem)}-{digest}", source=f"CSV file {path}",
+        reference=name or str(path),
+        file_names=(path.name, *(Path(p).name if p else "" for p in (items_path, users_path))),
+    )  # fmt: skip
 
 
-def parse_interactions_csv(payload: bytes, source_name: str = "the file") -> tuple[pd.DataFrame, list[str]]:
+def dataset_from_csv(
+    interactions: bytes,
+    items: bytes | None,
+    users: bytes | None,
+    name: str,
+    source: str,
+    reference: str = "",
+    file_names: tuple[str, ...] = ("interactions.csv", "items.csv", "users.csv"),
+    line_shifts: tuple[int, ...] = (0, 0, 0),
+) -> Dataset:
+    """A dataset from the CSV payloads; ``file_names`` name them in messages, ``line_shifts`` are
+    added to each file's line numbers (-1 for a file converted from a layout without a header)."""
+    ratings, notes = parse_interactions_csv(interactions, file_names[0], line_shifts[0])
+    item_frame = None if items is None else parse_items_csv(items, file_names[1], line_shifts[1])
+    user_frame = None
+    if users is not None:
+        user_rows = parse_users_csv(users, file_names[2], line_shifts[2])
+        user_frame, user_notes = users_with_interactions(user_rows, ratings)
+        notes += user_notes
+    return build_dataset(name, ratings, item_frame, user_frame, source=source, notes=notes, reference=reference)
+
+
+def parse_interactions_csv(
+    payload: bytes, source_name: str = "the file", line_shift: int = 0
+) -> tuple[pd.DataFrame, list[str]]:
     """Validate and normalise an interactions CSV; returns the frame and notes on what was fixed.
 
     Users with fewer interactions than the protocol holds out are left out (with a note); too few
     users left is a :class:`CsvError` (see :func:`recsys_core.data.dataset.keep_evaluable_users`).
     """
-    table = _read_table(payload, source_name)
+    table = _read_table(payload, source_name, line_shift)
     frame = table.frame
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -131,8 +165,8 @@ def parse_interactions_csv(payload: bytes, source_name: str = "the file") -> tup
     return ratings, notes + dropped
 
 
-def parse_items_csv(payload: bytes, source_name: str = "the items file") -> pd.DataFrame:
-    table = _read_table(payload, source_name)
+def parse_items_csv(payload: bytes, source_name: str = "the items file", line_shift: int = 0) -> pd.DataFrame:
+    table = _read_table(payload, source_name, line_shift)
     frame = table.frame
     missing = [c for c in ("item_id", "title") if c not in frame.columns]
     if missing:
@@ -145,17 +179,60 @@ def parse_items_csv(payload: bytes, source_name: str = "the items file") -> pd.D
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise table.error(row, "item_id", f"item {frame['item_id'].iloc[row]!r} is listed twice")
+    title = frame["title"].fillna("").str.strip()
+    if "year" in frame:
+        year = pd.to_numeric(frame["year"].str.strip(), errors="coerce")
+    else:
+        # MovieLens writes the release year into the title, "Toy Story (1995)": the year feature's source.
+        year = pd.to_numeric(title.str.extract(TITLE_YEAR, expand=False), errors="coerce")
     return pd.DataFrame(
         {
             "item_id": frame["item_id"].str.strip(),
-            "title": frame["title"].fillna("").str.strip(),
+            "title": title,
             "genres": frame["genres"].fillna("").str.strip() if "genres" in frame else "",
-            "year": np.nan,
+            "year": year.astype(float),
         }
     )
 
 
-def _read_limited(path: Path, max_bytes: int) -> bytes:
+def parse_users_csv(payload: bytes, source_name: str = "the users file", line_shift: int = 0) -> pd.DataFrame:
+    """``user_id`` plus categorical columns, all kept as written (strings). The models read
+    ``gender``, ``age`` (years or MovieLens-1M's age-group codes) and ``occupation``; other
+    columns are shown with the user, not fed to the models."""
+    table = _read_table(payload, source_name, line_shift)
+    frame = table.frame
+    if "user_id" not in frame.columns:
+        raise CsvError(
+            f"{source_name}: line 1 (header) lacks column user_id; found {', '.join(frame.columns) or 'none'}. "
+            "Expected user_id plus categorical columns such as gender,age,occupation."
+        )
+    table.require_non_empty("user_id")
+    ids = frame["user_id"].str.strip()
+    duplicated = ids.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise table.error(row, "user_id", f"user {frame['user_id'].iloc[row]!r} is listed twice")
+    if "age" in frame:
+        age = frame["age"].str.strip()
+        bad = age.notna() & pd.to_numeric(age, errors="coerce").isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise table.error(row, "age", f"{frame['age'].iloc[row]!r} is not a number (years or an age-group code)")
+    columns = {c: frame[c].str.strip() for c in frame.columns if c != "user_id"}
+    return pd.DataFrame({"user_id": ids, **columns})
+
+
+def users_with_interactions(users: pd.DataFrame, ratings: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The users file's rows for users who have interactions: a listed user with none (or one left
+    out for having too few) could be neither trained on nor evaluated."""
+    known = users["user_id"].isin(pd.unique(ratings["user_id"]))
+    if known.all():
+        return users, []
+    note = f"{int((~known).sum()):,} users in the users file have no interactions kept here and were left out"
+    return users[known].reset_index(drop=True), [note]
+
+
+def read_limited(path: Path, max_bytes: int) -> bytes:
     if not path.is_file():
         raise CsvError(f"{path}: no such file")
     size = path.stat().st_size
@@ -167,8 +244,8 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
 class _Table:
     """A parsed CSV with what its messages need: the file's name and the line each row starts on."""
 
-    def __init__(self, frame: pd.DataFrame, text: str, source_name: str) -> None:
-        self.frame, self.text, self.source_name = frame, text, source_name
+    def __init__(self, frame: pd.DataFrame, text: str, source_name: str, line_shift: int = 0) -> None:
+        self.frame, self.text, self.source_name, self.line_shift = frame, text, source_name, line_shift
 
     @functools.cached_property
     def _starts(self) -> list[int]:
@@ -176,7 +253,8 @@ class _Table:
 
     def line(self, row: int) -> int:
         """The file line (1-based, the header is line 1) on which data row ``row`` starts."""
-        return self._starts[row + 1] if row + 1 < len(self._starts) else row + 2
+        line = self._starts[row + 1] if row + 1 < len(self._starts) else row + 2
+        return line + self.line_shift
 
     def error(self, row: int, column: str, problem: str) -> CsvError:
         return CsvError(f"{self.source_name}: line {self.line(row)}, column '{column}': {problem}")
@@ -206,7 +284,7 @@ def record_lines(text: str) -> list[int]:
     return [line for line, _ in _records(text)]
 
 
-def _read_table(payload: bytes, source_name: str) -> _Table:
+def _read_table(payload: bytes, source_name: str, line_shift: int = 0) -> _Table:
     try:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -227,7 +305,7 @@ def _read_table(payload: bytes, source_name: str) -> _Table:
     except pd.errors.ParserError as error:
         raise CsvError(f"{source_name}: {_parser_message(error, text)}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return _Table(frame, text, source_name)
+    return _Table(frame, text, source_name, line_shift)
 
 
 def _parser_message(error: Exception, text: str) -> str:

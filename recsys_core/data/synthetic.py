@@ -11,6 +11,8 @@ at a random offset, with a small chance of a random item instead. So
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -79,3 +81,51 @@ def make_synthetic(
 def planted_block(dataset: Dataset, item: int) -> int:
     """The taste group (cluster) an internal item id belongs to, read from its genre."""
     return int(str(dataset.items.at[item, "genres"]).removeprefix("Group"))
+
+
+def write_grouplens_files(dataset: Dataset, folder: Path) -> Path:
+    """``dataset`` in GroupLens' MovieLens-1M layout (``ratings.dat``, ``movies.dat``, ``users.dat``,
+    ``::``-separated): an ML-1M-shaped folder for tests and demos that have no MovieLens copy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = dataset.interactions
+    users, items = dataset.user_ids[frame["user"]], dataset.item_ids[frame["item"]]
+    ratings = (f"{u}::{i}::{int(r)}::{t}" for u, i, r, t in zip(users, items, frame["rating"], frame["timestamp"],
+                                                                    strict=True))  # fmt: skip
+    (folder / "ratings.dat").write_text("\n".join(ratings) + "\n", encoding="latin-1")
+    movies = (f"{row.item_id}::{row.title}::{row.genres}" for row in dataset.items.itertuples())
+    (folder / "movies.dat").write_text("\n".join(movies) + "\n", encoding="latin-1")
+    user_rows = (f"{row.user_id}::{getattr(row, 'gender', '')}::{getattr(row, 'age', '')}::"
+                 f"{getattr(row, 'occupation', '')}::00000" for row in dataset.users.itertuples())  # fmt: skip
+    (folder / "users.dat").write_text("\n".join(user_rows) + "\n", encoding="latin-1")
+    return folder
+
+
+def make_scale_synthetic(n_interactions: int, n_items: int, mean_history: int = 100, seed: int = 0) -> Dataset:
+    """About ``n_interactions`` implicit interactions over ``n_items`` items, built without a Python
+    loop or a string per row, for measuring how the lab scales (20M rows in seconds).
+
+    Users (``n_interactions / mean_history`` of them, history lengths Poisson around the mean, at
+    least 3) each walk one of 64 regions of the catalogue; item popularity falls off as a power law
+    within a region, as real catalogues do. Repeated (user, item) pairs are dropped, so the count
+    comes out a little under ``n_interactions``. Timestamps are positions in a history.
+    """
+    rng = np.random.default_rng(seed)
+    n_users = max(MIN_SCALE_USERS, n_interactions // mean_history)
+    lengths = np.maximum(rng.poisson(mean_history, n_users), 3)
+    users = np.repeat(np.arange(1, n_users + 1), lengths)
+    region = rng.integers(0, 64, n_users)[users - 1]
+    # u ** 2 puts most draws near the region's start: its popular items.
+    offset = (rng.random(len(users)) ** 2 * (n_items / 4)).astype(np.int64)
+    items = 1 + (region * (n_items // 64) + offset) % n_items
+    frame = pd.DataFrame({"user": users, "item": items}).drop_duplicates(ignore_index=True)
+    frame["rating"] = np.float32(1.0)
+    frame["timestamp"] = frame.groupby("user").cumcount().to_numpy(dtype=np.int64)
+    item_ids = pd.Index(np.arange(1, n_items + 1).astype(str))
+    item_frame = pd.DataFrame({"item_id": item_ids, "title": "Item " + item_ids, "genres": "", "year": np.nan},
+                              index=pd.RangeIndex(1, n_items + 1))  # fmt: skip
+    user_frame = pd.DataFrame({"user_id": np.arange(1, n_users + 1).astype(str)}, index=pd.RangeIndex(1, n_users + 1))
+    source = f"scale generator ({n_interactions:,} interactions, {n_items:,} items, seed {seed})"
+    return Dataset(f"scale-{n_interactions}-{n_items}", frame, item_frame, user_frame, source=source)
+
+
+MIN_SCALE_USERS = 10

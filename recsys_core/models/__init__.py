@@ -5,6 +5,7 @@ the questions below read those declarations, so no caller compares family names.
 from __future__ import annotations
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.data.split import Split
 from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.general.bpr import BPR
 from recsys_core.models.general.cdae import CDAE
@@ -88,6 +89,11 @@ def quick_settings(name: str) -> dict[str, object]:
     """What the quick profile changes for a model (its config class's ``QUICK``): fewer epochs, and
     the faster settings that still land near the full profile (docs/benchmarks.md measures both)."""
     return dict(REGISTRY[name].config_class.QUICK)
+
+
+def data_settings(name: str, split: Split) -> dict[str, object]:
+    """The settings of ``name`` that its config derives from the data (``ModelConfig.data_defaults``)."""
+    return REGISTRY[name].config_class.data_defaults(split) if name in REGISTRY else {}
 
 
 def build_model(

@@ -45,6 +45,12 @@ class ModelConfig:
         """This config without pre-training, for when the models it starts from are not trained."""
         return self
 
+    @classmethod
+    def data_defaults(cls, split: Split) -> dict[str, object]:
+        """Settings that depend on the data, from its training split's statistics: they replace
+        the dataclass defaults, and settings the user or the profile gives replace them."""
+        return {}
+
 
 @dataclass
 class TrainableConfig(ModelConfig):
@@ -88,6 +94,9 @@ class Recommender(nn.Module):
     is_ranker: ClassVar[bool] = False
     # True when score_with_attention() hands back per-layer, per-head attention weights.
     has_attention: ClassVar[bool] = False
+    # True for a model trained to predict the next item of an ordered history (a session's next
+    # item): the models a first run trains right after the baselines.
+    predicts_next: ClassVar[bool] = False
     # True when scores are a function of the history, so an unknown user with a history is
     # served by the model's own math rather than by a fallback.
     reads_history: ClassVar[bool] = False
@@ -132,6 +141,13 @@ class Recommender(nn.Module):
         Read off the full catalogue's scores here; a ranker scores only the candidates."""
         scores = self.score_all(users, history).float().gather(1, candidates)
         return scores.masked_fill(candidates == 0, float("-inf"))
+
+    def epoch_work(self, split: Split) -> float:
+        """The work of one training epoch on ``split``, in units that cost the same on any data:
+        what the cost of training grows with. By default one unit per training interaction (an
+        example with a fixed number of negatives); a model whose example also grows with the data
+        (a softmax over the catalogue, a row of the user-item matrix, a pass over the graph) says so."""
+        return float(len(split.train))
 
     def validation_candidates(self) -> np.ndarray | None:
         """(n_users + 1, N) candidates per user when the model is validated by reordering them (a

@@ -148,28 +148,29 @@ def rated_histories(
     """(N, length) histories for rows of ``users``: the user's last ``length`` training items in
     time order, left-padded with 0, whatever their stars (the items a user chose to rate, as in
     SVD++'s implicit feedback N(u)); no label is read. For training rows, ``own_items`` are their
-    items, each left out of its own row's history."""
+    items, each left out of its own row's history.
+
+    Vectorised over rows (index arithmetic into the time-ordered items), so a million rows cost
+    one pass, not a pass per user.
+    """
     order = np.lexsort((train_times, train_users))
-    items, bounds = train_items[order], np.searchsorted(train_users[order], np.arange(users.max(initial=0) + 2))
+    items = train_items[order]
+    bounds = np.searchsorted(train_users[order], np.arange(users.max(initial=0) + 2))
     # A row's history is its user's last `length` items; a training row among them is replaced by
-    # the item before, so only the last `length + 1` items of a user matter.
-    tail = {}
-    out = np.zeros((len(users), length), dtype=np.int64)
-    for user in np.unique(users):
-        kept = items[bounds[user] : bounds[user + 1]][-(length + 1) :]
-        tail[user] = kept
-        last = kept[-length:]
-        if len(last):
-            out[users == user, length - len(last) :] = last
+    # the item before, so the window holds the last `length + 1` items (column 0 the oldest).
+    positions = bounds[users + 1][:, None] - (length + 1) + np.arange(length + 1)[None, :]  # (N, length + 1)
+    valid = positions >= bounds[users][:, None]
+    window = np.where(valid, items[positions.clip(min=0)], 0)
     if own_items is None:
-        return out
-    for row in np.flatnonzero([own in tail[user][-length:] for user, own in zip(users, own_items, strict=True)]):
-        kept = tail[users[row]]
-        rest = np.delete(kept, np.flatnonzero(kept == own_items[row])[-1:])[-length:]
-        out[row] = 0
-        if len(rest):
-            out[row, length - len(rest) :] = rest
-    return out
+        return window[:, 1:]
+    is_own = (window == np.asarray(own_items)[:, None]) & valid
+    is_own[:, 0] = False  # the oldest column is outside the last `length` items
+    has_own = is_own.any(axis=1)
+    last_own = np.where(has_own, length - np.argmax(is_own[:, ::-1], axis=1), 0)  # (N,) its column, 0 when none
+    columns = np.arange(length)[None, :]
+    # Without its own item a row keeps columns 1..length; with it at column j, columns 0..length but j.
+    take = np.where(has_own[:, None], columns + (columns >= last_own[:, None]), columns + 1)
+    return np.take_along_axis(window, take, axis=1)
 
 
 def prepare_rows(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from recsys_core.data.dataset import Dataset
@@ -117,8 +118,15 @@ def usual_retriever(rankers: list[Recommender], retrievers: list[str]) -> str | 
 class ReasonVectors:
     """Unit-length item vectors that reasons are computed from, and what they are."""
 
-    vectors: np.ndarray  # (n_items + 1, D), rows L2-normalised; row 0 is padding
+    # (n_items + 1, D) rows L2-normalised, row 0 padding: dense (a model's vectors) or sparse (each
+    # item's column of the training matrix: dense, that would be items x users floats).
+    vectors: np.ndarray | sp.csr_matrix
     source: str  # "the model's item vectors" or "co-watching in the training data"
+
+    def cosine(self, rows: list[int], columns: list[int]) -> np.ndarray:
+        """(len(rows), len(columns)) cosine similarities of two lists of items."""
+        similarity = self.vectors[rows] @ self.vectors[columns].T
+        return similarity.toarray() if sp.issparse(similarity) else similarity
 
 
 def reason_vectors(model: Recommender, split: Split) -> ReasonVectors:
@@ -127,12 +135,13 @@ def reason_vectors(model: Recommender, split: Split) -> ReasonVectors:
     try:
         with torch.no_grad():
             vectors = model.item_vectors().detach().float().cpu().numpy()
-        source = f"{model.name}'s item vectors"
     except NotImplementedError:
-        vectors = split.train_matrix.T.toarray().astype(np.float32)  # (n_items + 1, n_users + 1)
-        source = "co-watching in the training data"
+        watched = split.train_matrix.T.tocsr().astype(np.float32)  # (n_items + 1, n_users + 1), sparse
+        norms = np.sqrt(np.asarray(watched.multiply(watched).sum(axis=1))).ravel()
+        scaled = sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ watched
+        return ReasonVectors(scaled.tocsr(), "co-watching in the training data")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return ReasonVectors(vectors / np.maximum(norms, 1e-12), source)
+    return ReasonVectors(vectors / np.maximum(norms, 1e-12), f"{model.name}'s item vectors")
 
 
 def because_you_watched(
@@ -149,7 +158,7 @@ def because_you_watched(
     if not unique or not recommended:
         return [[] for _ in recommended]
     weight = np.ones(len(unique)) if weights is None else _weights_per_item(history, weights, unique)
-    similarity = vectors.vectors[recommended] @ vectors.vectors[unique].T  # (R, H)
+    similarity = vectors.cosine(recommended, unique)  # (R, H)
     evidence = similarity * weight[None, :]
     reasons = []
     for row in evidence:

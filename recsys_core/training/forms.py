@@ -34,13 +34,15 @@ class ConfigField:
     choices: tuple[str, ...] = ()  # the allowed values of a "str" field, when they are a fixed set
 
 
-def config_fields(model_name: str, quick: bool = False) -> list[ConfigField]:
-    """The editable fields of a model's config, main ones first; with ``quick``, the defaults are
-    the quick profile's (what a quick training runs with unless the form changes them)."""
+def config_fields(model_name: str, quick: bool = False, data: dict[str, object] | None = None) -> list[ConfigField]:
+    """The editable fields of a model's config, main ones first, at what a training runs with unless
+    the form changes them: the dataclass defaults, replaced by the settings derived from the
+    dataset (``data``: ``recsys_core.models.data_settings``), replaced with ``quick`` by the quick
+    profile's."""
     if model_name not in REGISTRY:
         raise KeyError(f"unknown model {model_name!r}")
     config_class = REGISTRY[model_name].config_class
-    profile = quick_settings(model_name) if quick else {}
+    profile = {**(data or {}), **(quick_settings(model_name) if quick else {})}
     hints = typing.get_type_hints(config_class)
     comments = _field_comments(config_class)
     choices = dict(config_class.CHOICES)
@@ -60,17 +62,27 @@ def config_fields(model_name: str, quick: bool = False) -> list[ConfigField]:
     return sorted(fields, key=lambda f: order.get(f.name, len(order)))
 
 
-def parse_overrides(model_name: str, values: dict[str, object], quick: bool = False) -> dict[str, object]:
+def parse_overrides(
+    model_name: str,
+    values: dict[str, object],
+    quick: bool = False,
+    data: dict[str, object] | None = None,
+    explicit: bool = False,
+) -> dict[str, object]:
     """``values`` (form input: numbers, booleans, or text such as ``"64,32"``) as config keyword
-    arguments, only those that differ from the defaults (the quick profile's, with ``quick``); the
-    config is built once, as it will be trained, to validate them."""
-    fields = {f.name: f for f in config_fields(model_name, quick)}
+    arguments; the config is built once, as it will be trained, to validate them.
+
+    A form sends every field: only those that differ from what the training would use anyway
+    (:func:`config_fields` with ``quick`` and ``data``) are kept. With ``explicit`` (the command
+    line, where each value was typed on purpose) every value is kept: one equal to the dataclass
+    default still replaces a setting derived from the data."""
+    fields = {f.name: f for f in config_fields(model_name, quick, data)}
     overrides = {}
     for name, raw in values.items():
         if name not in fields:
             raise ConfigError(f"{model_name} has no setting {name!r}; it has {', '.join(fields)}")
         value = _coerce(model_name, fields[name], raw)
-        if value != fields[name].default:
+        if explicit or value != fields[name].default:
             overrides[name] = value
     try:
         REGISTRY[model_name].config_class(**{**(quick_settings(model_name) if quick else {}), **overrides})

@@ -110,8 +110,10 @@ def start_job(
     root: Path | None = None,
     maps: bool = False,
     overrides: dict[str, dict] | None = None,
+    reference: str | None = None,
 ) -> JobStatus:
-    """Start training ``models`` on ``dataset`` in the background and return its first status.
+    """Start training ``models`` on ``dataset`` (its name) in the background and return its first
+    status; ``reference`` is what loads it again when that is not its name (a CSV file's path).
 
     Raises :class:`TrainingLocked` when a job or any other training holds the dataset's lock.
     """
@@ -127,8 +129,9 @@ def start_job(
     folder.mkdir(parents=True, exist_ok=True)
     journal = folder / "progress.jsonl"
     journal.write_text("")
-    command = [sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", ",".join(models),
-               "--device", device, "--seed", str(seed), "--progress-jsonl", str(journal)]  # fmt: skip
+    command = [sys.executable, "-m", "recsys_core", "train", "--dataset", reference or dataset,
+               "--models", ",".join(models), "--device", device, "--seed", str(seed),
+               "--progress-jsonl", str(journal)]  # fmt: skip
     if quick:
         command.append("--quick")
     # Maps are drawn after every model has landed, so a view's first map is a read, not a fit.

@@ -17,7 +17,7 @@ import torch
 from recsys_core.data import Dataset
 from recsys_core.data.features import SideFeatures, side_features
 from recsys_core.data.split import PROTOCOL, Split
-from recsys_core.models import build_model
+from recsys_core.models import build_model, data_settings
 from recsys_core.models.base import Recommender
 from recsys_core.protocols.funnel import evaluate_pipeline, tune_blend
 from recsys_core.protocols.topk import evaluate_model
@@ -76,6 +76,7 @@ def train_one(
     """Train, evaluate (test; validation too in the full profile) and store one model."""
     try:
         seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
+        settings = {**data_settings(name, context.split), **settings}
         model = build_model(name, context.dataset.n_users, context.dataset.n_items, features=context.features,
                             **settings)  # fmt: skip
         run = ModelRun(context, model, quick, seed)

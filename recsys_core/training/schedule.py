@@ -60,9 +60,11 @@ def train_models(
     settings = {name: {**(quick_settings(name) if quick else {}), **(overrides or {}).get(name, {})} for name in models}
     needs = {name: prerequisites(name, settings[name]) & set(models) for name in models}
     waited_for = set().union(*needs.values())
-    # Closed-form models first (they land in seconds, so every view has something at once), then
+    # Closed-form models first (they land in seconds, so every view has something at once), then the
+    # next-item models (what the session views are about, and the strongest on long histories), then
     # those others start from; otherwise the given order (the sort is stable).
-    order = sorted(models, key=lambda name: (REGISTRY[name].trainable, name not in waited_for))
+    order = sorted(models, key=lambda name: (REGISTRY[name].trainable, not REGISTRY[name].predicts_next,
+                                             name not in waited_for))  # fmt: skip
     plan = RunPlan(dataset_name, order, needs, settings, device, quick, seed)
     workers = max(1, min(workers, len(models)))
     with training_lock(dataset.name):

@@ -74,6 +74,9 @@ class CDAE(Recommender):
         z_u = torch.sigmoid(self.encoder(corrupted) + self.user_node(users))  # (B, H)
         return self.decoder(z_u)
 
+    def epoch_work(self, split: Split) -> float:
+        return float(split.n_users) * self.n_items  # every user's row over the whole catalogue
+
     def loss(self, batch: Batch) -> torch.Tensor:
         rows = batch["row"][:, 1:]
         logits = self(batch["user"], batch["row"])[:, 1:]

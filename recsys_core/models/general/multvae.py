@@ -77,6 +77,9 @@ class MultVAE(Recommender):
         mu, log_variance = self.to_posterior(torch.tanh(self.encoder(x))).chunk(2, dim=-1)  # (B, Z) each
         return mu, log_variance
 
+    def epoch_work(self, split: Split) -> float:
+        return float(split.n_users) * self.n_items  # every user's row over the whole catalogue
+
     def loss(self, batch: Batch) -> torch.Tensor:
         rows = batch["row"]
         mu, log_variance = self.encode(rows)

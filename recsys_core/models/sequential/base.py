@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from recsys_core.data.sequences import WINDOWINGS
+from recsys_core.data.split import Split
 from recsys_core.models.base import TrainableConfig
 
 LOSSES = ("softmax", "sampled_softmax", "bce")
+SHORT_HISTORY, LONG_HISTORY, LONG_HISTORY_MEAN = 50, 200, 150
 
 
 @dataclass
@@ -27,7 +29,8 @@ class SequentialConfig(TrainableConfig):
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES, "windowing": WINDOWINGS}  # for forms
 
-    max_len: int = 50  # items read per history: the most recent ones
+    # Items read per history, the most recent ones; trained models take theirs from the data (data_defaults).
+    max_len: int = 50
     embedding_dim: int = 64
     dropout: float = 0.2
     # "softmax": cross-entropy over the whole catalogue (exact, the default at this catalogue size);
@@ -42,9 +45,13 @@ class SequentialConfig(TrainableConfig):
     epochs: int = 200
     learning_rate: float = 3e-3
     patience: int = 7  # validation NDCG@10 over a small user base is noisy from epoch to epoch (docs/measurements.md)
-    # Full-softmax training is matrix products over the catalogue at every position: bf16 speeds them
-    # up on CPUs that have it, at the same validation NDCG@10 (docs/measurements.md).
-    cpu_bf16: bool = True
+    # Off: on this project's CPU (native bf16, 2 cores) bf16 steps were no faster than float32 at the
+    # shapes of ml-100k and ml-1m-sas, sometimes slower (docs/benchmarks.md, bf16 autocast); float32 is exact.
+    cpu_bf16: bool = False
+
+    @classmethod
+    def data_defaults(cls, split: Split) -> dict[str, object]:
+        return {"max_len": history_length(split)}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +63,21 @@ class SequentialConfig(TrainableConfig):
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         if self.windowing not in WINDOWINGS:
             raise ValueError(f"windowing must be one of {WINDOWINGS}, not {self.windowing!r}")
+
+
+def history_length(split: Split) -> int:
+    """The history length a sequential model reads on this data: 200 when users' mean training
+    history is longer than 150 items, 50 otherwise.
+
+    These are the SASRec paper's two settings, sized "roughly proportional to the mean number of
+    actions per user": 200 on MovieLens-1M (mean 161 here), 50 on shorter histories. MovieLens-100K
+    (mean 104) stays at 50: a 150-item window there gave the same validation NDCG@10 (docs/
+    measurements.md) for 2.5 times the training time. A longer window costs attention time, not
+    targets: each training item is still a target once per epoch (data/sequences.py).
+    """
+    lengths = [len(s) for s in split.train_sequences if len(s)]
+    mean = sum(lengths) / max(len(lengths), 1)
+    return LONG_HISTORY if mean > LONG_HISTORY_MEAN else SHORT_HISTORY
 
 
 def next_item_loss(
@@ -86,6 +108,13 @@ def next_item_loss(
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([positive, negative], dim=1).float()  # (N, 1 + S)
     return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def next_item_work(split: Split, config: SequentialConfig, n_items: int) -> float:
+    """One epoch of next-item training: every training item is a target once (data/sequences.py),
+    scored against the whole catalogue with the softmax loss, against the sampled items otherwise."""
+    scored = {"softmax": n_items, "sampled_softmax": 1 + config.n_negatives, "bce": 2}[config.loss]
+    return float(len(split.train)) * scored
 
 
 def keep_recent(history: torch.Tensor, n: int) -> torch.Tensor:

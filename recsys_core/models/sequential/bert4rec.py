@@ -27,7 +27,7 @@ from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.layers import TransformerBlock
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss
+from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
 
 
 @dataclass
@@ -71,6 +71,7 @@ class BERT4Rec(Recommender):
     config_class = BERT4RecConfig
     trainable = True
     reads_history = True
+    predicts_next = True
     inner_product = True
 
     def __init__(self, config: BERT4RecConfig, n_users: int, n_items: int) -> None:
@@ -137,6 +138,9 @@ class BERT4Rec(Recommender):
             batch_tokens = trim_padding(tokens[rows])  # (B, T)
             batch_labels = labels[rows, -batch_tokens.shape[1] :]  # (B, T)
             yield {"tokens": torch.from_numpy(batch_tokens), "labels": torch.from_numpy(batch_labels)}
+
+    def epoch_work(self, split: Split) -> float:
+        return next_item_work(split, self.config, self.n_items)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden, _ = self.encode(batch["tokens"])  # (B, T, D)

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss
+from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
 
 
 @dataclass
@@ -49,6 +49,7 @@ class GRU4Rec(Recommender):
     config_class = GRU4RecConfig
     trainable = True
     reads_history = True
+    predicts_next = True
     inner_product = True
 
     def __init__(self, config: GRU4RecConfig, n_users: int, n_items: int) -> None:
@@ -94,6 +95,9 @@ class GRU4Rec(Recommender):
         for start in range(0, len(windows), self.config.batch_size):
             window = torch.from_numpy(trim_padding(windows[start : start + self.config.batch_size]))  # (B, T + 1)
             yield {"history": window[:, :-1], "target": window[:, 1:]}
+
+    def epoch_work(self, split: Split) -> float:
+        return next_item_work(split, self.config, self.n_items)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden = self.encode(batch["history"])  # (B, T, D)

@@ -26,7 +26,7 @@ from recsys_core.data.sequences import training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.layers import TransformerBlock
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss
+from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
 
 
 @dataclass
@@ -62,6 +62,7 @@ class SASRec(Recommender):
     config_class = SASRecConfig
     trainable = True
     reads_history = True
+    predicts_next = True
     inner_product = True
 
     def __init__(self, config: SASRecConfig, n_users: int, n_items: int) -> None:
@@ -112,6 +113,9 @@ class SASRec(Recommender):
         for start in range(0, len(windows), self.config.batch_size):
             window = torch.from_numpy(trim_padding(windows[start : start + self.config.batch_size]))  # (B, T + 1)
             yield {"history": window[:, :-1], "target": window[:, 1:]}
+
+    def epoch_work(self, split: Split) -> float:
+        return next_item_work(split, self.config, self.n_items)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden, _ = self.encode(batch["history"])  # (B, T, D)
