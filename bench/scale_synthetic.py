@@ -171,8 +171,11 @@ def report() -> str:
             f"{' (cut)' if r['cut'] else ''} | {r['eval_s']:.1f} s | {r['eval_all_s'] / 60:,.1f} min "
             f"| {r['peak_rss_mb'] / 1024:.1f} GB | ok |"
         )
-    lines += ["", "Largest size handled within the memory limit, per family: "
-              + (", ".join(f"{k}: {v}" for k, v in largest.items()) or "none yet") + ".", "", MARKER]  # fmt: skip
+    tried = sorted({(r["model"], r["size"]) for r in rows})
+    untried = [f"{m} at {size}" for m in MODELS for size in SIZES if (m, size) not in tried]
+    lines += ["", "Largest size handled within the memory limit, per family, among the sizes run: "
+              + (", ".join(f"{k}: {v}" for k, v in largest.items()) or "none yet") + ". Not run yet: "
+              + (", ".join(untried) or "none") + ".", "", MARKER]  # fmt: skip
     return "\n".join(lines)
 
 
