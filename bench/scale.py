@@ -17,10 +17,10 @@ retriever) are there when they train. Per model and dataset:
 - test NDCG@10 and HR@10 with 95% CIs on the one protocol, and validation NDCG@10.
 
 A full-profile model on ml-1m-sas can take most of an hour on 2 cores, so every result is kept as
-JSON under ``docs/scale/`` the moment it exists, and ``--reuse`` skips what is there: the bench
-resumes where it stopped. Never run two of these at once while measuring. ml-1m-sas is read from
-``../shared/data/ml-1m-sas/`` (``DEEPREC_ML1M_SAS`` to point elsewhere): research use only, never
-copied into the project.
+JSON under ``artifacts/bench-scale/results/`` (beside the models, outside git) the moment it exists,
+and ``--reuse`` skips what is there: the bench resumes where it stopped. Never run two of these at
+once while measuring. ml-1m-sas is read from ``../shared/data/ml-1m-sas/`` (``DEEPREC_ML1M_SAS`` to
+point elsewhere): research use only, never copied into the project.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ from recsys_core.models import DEFAULT_ZOO  # noqa: E402
 from recsys_core.store.artifacts import load_artifact  # noqa: E402
 
 MARKER = "<!-- scale -->"
-RESULTS = ROOT / "docs" / "scale"
 STORE = ROOT / "artifacts" / "bench-scale"
+# Each run's raw figures live beside the models they describe (resuming needs both: a ranker trains on
+# its stored retriever), outside git like the store; what is published is the docs/benchmarks.md section.
+RESULTS = STORE / "results"
+FIGURES = ROOT / "docs" / "scale"
 ML1M_SAS = Path(os.environ.get("DEEPREC_ML1M_SAS", ROOT.parent / "shared" / "data" / "ml-1m-sas" / "ml-1m-sas.csv"))
 DATASETS = {"ml-100k": "ml-100k", "ml-1m-sas": str(ML1M_SAS)}
 COST_BAR = 1.3  # seconds per unit of work on ML-1M over ML-100K
@@ -233,7 +236,8 @@ def figure(results: dict[str, dict[str, dict]]) -> Path | None:
         return None
     fig.update_layout(title="Training time against interactions (2-core CPU, full profile)",
                       xaxis={"title": "interactions", "type": "log"}, yaxis={"title": "seconds", "type": "log"})
-    path = RESULTS / "time_vs_interactions.html"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / "time_vs_interactions.html"
     fig.write_html(path, include_plotlyjs="cdn")  # the library from its CDN keeps the file small
     return path
 
