@@ -36,9 +36,10 @@ SHAPES = {"ml-100k": (1682, 50), "ml-1m-sas": (3416, 200)}  # catalogue, history
 BATCH = 128
 
 
-def step_seconds(model_name: str, n_items: int, length: int, bf16: bool, repeats: int) -> float:
+def step_seconds(model_name: str, n_items: int, length: int, bf16: bool, repeats: int, **overrides: object) -> float:
+    """Median seconds of one warm training step of a batch of full-length random windows."""
     torch.manual_seed(0)
-    model = build_model(model_name, 6040, n_items, max_len=length)
+    model = build_model(model_name, 6040, n_items, max_len=length, **overrides)
     rng = np.random.default_rng(0)
     sequences = [rng.integers(1, n_items + 1, length + 1) for _ in range(BATCH)]
     split = type("Sequences", (), {"train_sequences": sequences})()  # all batches() reads
@@ -57,11 +58,16 @@ def step_seconds(model_name: str, n_items: int, length: int, bf16: bool, repeats
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_arguments(description: str) -> argparse.Namespace:
+    """The command line of the training-step benches: how many warm repeats, where to write."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = step_arguments(__doc__)
     load = os.getloadavg()[0]
     lines = [
         MARKER, "## bf16 autocast on this CPU: the sequential models' training step", "",

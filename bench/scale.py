@@ -17,8 +17,10 @@ retriever) are there when they train. Per model and dataset:
 - test NDCG@10 and HR@10 with 95% CIs on the one protocol, and validation NDCG@10.
 
 A full-profile model on ml-1m-sas can take most of an hour on 2 cores, so every result is kept as
-JSON under ``artifacts/bench-scale/results/`` (beside the models, outside git) the moment it exists,
-and ``--reuse`` skips what is there: the bench resumes where it stopped. Never run two of these at
+JSON under ``docs/scale/<dataset>/`` the moment it exists (measurements, not data: they survive a
+fresh clone), and ``--reuse`` skips what is there: the bench resumes where it stopped. A model that
+starts from another stored model (NeuMF from GMF and MLP, a ranker from its retriever) gets that one
+trained first when the store under ``artifacts/bench-scale/`` lacks it. Never run two of these at
 once while measuring. ml-1m-sas is read from ``../shared/data/ml-1m-sas/`` (``DEEPREC_ML1M_SAS`` to
 point elsewhere): research use only, never copied into the project.
 """
@@ -41,15 +43,12 @@ sys.path.insert(0, str(ROOT))
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL, Split  # noqa: E402
-from recsys_core.models import DEFAULT_ZOO  # noqa: E402
+from recsys_core.models import DEFAULT_ZOO, REGISTRY  # noqa: E402
 from recsys_core.store.artifacts import load_artifact  # noqa: E402
 
 MARKER = "<!-- scale -->"
 STORE = ROOT / "artifacts" / "bench-scale"
-# Each run's raw figures live beside the models they describe (resuming needs both: a ranker trains on
-# its stored retriever), outside git like the store; what is published is the docs/benchmarks.md section.
-RESULTS = STORE / "results"
-FIGURES = ROOT / "docs" / "scale"
+RESULTS = ROOT / "docs" / "scale"
 ML1M_SAS = Path(os.environ.get("DEEPREC_ML1M_SAS", ROOT.parent / "shared" / "data" / "ml-1m-sas" / "ml-1m-sas.csv"))
 DATASETS = {"ml-100k": "ml-100k", "ml-1m-sas": str(ML1M_SAS)}
 COST_BAR = 1.3  # seconds per unit of work on ML-1M over ML-100K
@@ -118,8 +117,19 @@ def describe(dataset_label: str, model: str, run: dict, quick: bool) -> dict:
         "funnel_final": metrics.get("funnel", {}).get("final", {}).get("NDCG@10"),
         "valid_ndcg": metrics.get("valid", {}).get("NDCG@10"),
         "config": json.loads((folder / "config.json").read_text()),
+        # The validation curve, for what another patience would have given (patience_rows).
+        "curve": [[r["epoch"], r.get("valid NDCG@10"), r["seconds"]] for r in epochs],
         "torch": __import__("torch").__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }  # fmt: skip
+
+
+def prerequisites(dataset: str, model: str) -> list[str]:
+    """The stored models ``model`` starts from (pre-training, a ranker's retriever) that the bench's
+    store lacks: without them it would train differently from the lab's own run."""
+    config = REGISTRY[model].config_class()
+    needed = [*config.pretrained_from(), *([config.retriever()] if config.retriever() else [])]
+    name = dataset_and_split(dataset)[0].name
+    return [m for m in needed if not (STORE / name / m / "metrics.json").exists()]
 
 
 def run_models(datasets: list[str], models: list[str], quick: bool, reuse: bool) -> None:
@@ -129,6 +139,10 @@ def run_models(datasets: list[str], models: list[str], quick: bool, reuse: bool)
             path = result_path(dataset, model, quick)
             if reuse and path.exists():
                 continue
+            missing = prerequisites(dataset, model)
+            if missing:
+                print(f"{dataset} {model} starts from {', '.join(missing)}, not in the store: training it first")
+                run_models([dataset], missing, quick, reuse=False)
             print(f"{dataset} {model}{' (quick)' if quick else ''} …", flush=True)
             result = describe(dataset, model, train_alone(dataset, model, quick), quick)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +236,45 @@ def bars(large: dict[str, dict]) -> list[str]:
     return out
 
 
+def stopped(curve: list[list], patience: int) -> tuple[int, int, float, float]:
+    """Where early stopping with ``patience`` ends on a recorded validation curve (epoch, valid NDCG@10,
+    seconds): the last epoch run, the best epoch, its validation NDCG@10 and the seconds spent."""
+    best, best_epoch, stale, spent = -1.0, 0, 0, 0.0
+    for epoch, score, seconds in curve:
+        spent += seconds
+        if score > best:
+            best, best_epoch, stale = score, epoch, 0
+        else:
+            stale += 1
+        if stale >= patience:
+            break
+    return epoch, best_epoch, best, spent
+
+
+def patience_rows(large: dict[str, dict]) -> list[str]:
+    """Each trained torch model's ml-1m-sas validation curve replayed under other patiences: what
+    stopping sooner would have saved and cost, on validation only."""
+    rows = []
+    for model, result in large.items():
+        curve = [c for c in result.get("curve", []) if c[1] is not None]
+        used = result["config"]["config"].get("patience")
+        if not curve or used is None:
+            continue
+        full = stopped(curve, used)
+        for patience in sorted({2, 3, 5, used}):
+            if patience > used:
+                continue  # the recorded curve ends where the patience used stopped it
+            last, best_epoch, best, spent = stopped(curve, patience)
+            rows.append(f"| {model} | {patience}{' (used)' if patience == used else ''} | {last} | {best_epoch} | "
+                        f"{best:.4f} | {best - full[2]:+.4f} | {spent / 60:.1f} |")  # fmt: skip
+    if not rows:
+        return []
+    return ["### Early stopping on ml-1m-sas: the recorded validation curves under other patiences", "",
+            "Replayed from each run's per-epoch validation NDCG@10 (no retraining); epochs include validation.", "",
+            "| model | patience | stops after epoch | best epoch | valid NDCG@10 | against the patience used | "
+            "minutes of epochs |", "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+
+
 def figure(results: dict[str, dict[str, dict]]) -> Path | None:
     """Training time against interactions, one line per model (log-log), as HTML beside the JSON."""
     import plotly.graph_objects as go
@@ -236,8 +289,8 @@ def figure(results: dict[str, dict[str, dict]]) -> Path | None:
         return None
     fig.update_layout(title="Training time against interactions (2-core CPU, full profile)",
                       xaxis={"title": "interactions", "type": "log"}, yaxis={"title": "seconds", "type": "log"})
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / "time_vs_interactions.html"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "time_vs_interactions.html"
     fig.write_html(path, include_plotlyjs="cdn")  # the library from its CDN keeps the file small
     return path
 
@@ -269,6 +322,7 @@ def report(quick: bool) -> str:
         "",
         f"Time against interactions: `{plot.relative_to(ROOT)}` (plotly)." if plot else "",
         "",
+        *patience_rows(large),
         "### Published figures beside ours (ml-1m-sas)",
         "",
         "Same file and protocol as the papers (full catalogue, last item is the test, seen items excluded), with one "

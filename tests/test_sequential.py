@@ -8,8 +8,9 @@ import torch
 
 from recsys_core.data import make_synthetic, temporal_leave_last_out
 from recsys_core.data.dataset import build_dataset
-from recsys_core.data.sequences import training_windows
+from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.models import build_model
+from recsys_core.models.sequential.base import FullSoftmaxCrossEntropy
 from recsys_core.protocols.topk import evaluate_model
 from recsys_core.serving.recommend import POPULARITY_FALLBACK, Request, RequestError, recommend, session_attention
 from recsys_core.tensors import pad_histories
@@ -51,6 +52,25 @@ def test_training_windows_cover_every_target_once():
         assert (np.diff(real) == 1).all()  # contiguous, in order
 
 
+@pytest.mark.parametrize("batching", ["by_length", "random"])
+def test_batches_take_every_window_once(batching):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 201, 500)  # histories of every length up to a full window
+    windows = training_windows([np.arange(1, n + 1) for n in lengths], 201, rng)
+    batches = batch_rows(windows, 32, np.random.default_rng(1), batching)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(windows)))
+    if batching == "random":
+        assert [len(b) for b in batches[:-1]] == [32] * (len(batches) - 1)
+        return
+    items = np.array([(windows[b] > 0).sum() for b in batches])
+    budget = 32 * (windows > 0).sum(axis=1).mean()
+    assert abs(len(batches) - len(windows) / 32) <= 1 and items.max() <= budget + 201
+    # Padding computed (each batch as wide as its longest window) nearly vanishes against random rows.
+    width = sum(len(b) * trim_padding(windows[b]).shape[1] for b in batches)
+    random_width = sum(len(b) * trim_padding(windows[b]).shape[1] for b in batch_rows(windows, 32, rng, "random"))
+    assert width < 0.6 * random_width and width < 1.15 * (windows > 0).sum()
+
+
 def test_random_crops_give_one_in_order_window_per_user():
     sequences = [np.arange(1, 40), np.arange(100, 103), np.array([5])]
     windows = training_windows(sequences, 10, np.random.default_rng(0), "crop")
@@ -84,6 +104,30 @@ def test_scores_do_not_depend_on_padding(name, chain, chain_models):
         for row, session in enumerate(sessions):
             alone = model.score_all(torch.zeros(1, dtype=torch.long), pad_histories([session]))
             assert torch.allclose(together[row], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [1, 64, 10**9])  # one row, blocks of ~5 rows, everything at once
+def test_the_blocked_softmax_loss_equals_the_plain_one(block, monkeypatch):
+    monkeypatch.setitem(FullSoftmaxCrossEntropy.BLOCK_ELEMENTS, "cpu", block)
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(13, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 13, (37,), generator=generator)
+    plain = torch.nn.functional.cross_entropy(hidden @ weight.T, targets)
+    expected = torch.autograd.grad(3.0 * plain, (hidden, weight))  # an upstream gradient other than 1
+    blocked = FullSoftmaxCrossEntropy.apply(hidden, weight, targets)
+    got = torch.autograd.grad(3.0 * blocked, (hidden, weight))
+    # float32 inside (the dtype the models train in), so float32 rounding apart.
+    assert blocked.item() == pytest.approx(plain.item(), rel=1e-6)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == e.dtype and torch.allclose(g, e, atol=1e-6)
+
+
+def test_the_blocked_softmax_loss_gives_only_the_gradients_asked_for():
+    hidden = torch.randn(5, 4, requires_grad=True)
+    weight = torch.randn(6, 4)  # frozen item table
+    FullSoftmaxCrossEntropy.apply(hidden, weight, torch.tensor([0, 1, 2, 3, 5])).backward()
+    assert hidden.grad is not None and weight.grad is None
 
 
 @pytest.mark.parametrize("loss", ["sampled_softmax", "bce"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 WINDOWINGS = ("sliding", "crop")
+BATCHINGS = ("by_length", "random")
 
 
 def training_windows(
@@ -54,6 +55,29 @@ def training_windows(
     index = starts[owner][:, None] + np.where(valid, positions, 0)  # (N, length) index into flat
     windows = np.where(valid, flat[index], 0)
     return windows[rng.permutation(len(windows))]
+
+
+def batch_rows(windows: np.ndarray, batch_size: int, rng: np.random.Generator, batching: str = "by_length") -> list:
+    """The rows of each training batch of ``windows``, batches in a random order.
+
+    ``"random"``: ``batch_size`` consecutive rows (the windows come shuffled). ``"by_length"``: windows
+    of similar length together, each batch holding about ``batch_size`` windows' worth of items (the
+    mean length times ``batch_size``), so a batch of short histories has more rows. With random rows
+    a batch is as wide as its longest history, and on MovieLens-1M (histories of 20 to 200 items, cut
+    at 200) 44% of the positions the attention and recurrent layers computed were padding; sorted,
+    almost none are. Every item is still a target once per epoch, and each batch holds about as many
+    targets as before, so each target keeps about the same weight in the loss.
+    """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {BATCHINGS}, not {batching!r}")
+    if batching == "random" or len(windows) == 0:
+        return [np.arange(start, min(start + batch_size, len(windows))) for start in range(0, len(windows), batch_size)]
+    lengths = (windows > 0).sum(axis=1)
+    order = np.argsort(lengths, kind="stable")  # rows arrive shuffled, so equal lengths stay in random order
+    budget = batch_size * lengths.mean()
+    batch_of = ((np.cumsum(lengths[order]) - 1) // budget).astype(np.int64)  # (N,) non-decreasing
+    batches = np.split(order, np.flatnonzero(np.diff(batch_of)) + 1)
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def trim_padding(windows: np.ndarray) -> np.ndarray:

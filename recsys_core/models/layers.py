@@ -67,10 +67,12 @@ class TransformerBlock(nn.Module):
     ``feed_forward`` (the paper's d x d ReLU network, or BERT's 4d-wide GELU one). It is built
     here, after the attention, so a seed gives the same initial weights in every layer order."""
 
-    def __init__(self, dim: int, n_heads: int, dropout: float, feed_forward: Callable[[], nn.Module]) -> None:
+    def __init__(
+        self, dim: int, n_heads: int, dropout: float, attention_dropout: float, feed_forward: Callable[[], nn.Module]
+    ) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(dim)
-        self.attention = MultiHeadSelfAttention(dim, n_heads, dropout)
+        self.attention = MultiHeadSelfAttention(dim, n_heads, attention_dropout)
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = feed_forward()
         self.dropout = nn.Dropout(dropout)

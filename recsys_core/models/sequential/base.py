@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from recsys_core.data.sequences import WINDOWINGS
+from recsys_core.data.sequences import BATCHINGS, WINDOWINGS
 from recsys_core.data.split import Split
 from recsys_core.models.base import TrainableConfig
 
@@ -27,7 +27,8 @@ SHORT_HISTORY, LONG_HISTORY, LONG_HISTORY_MEAN = 50, 200, 150
 class SequentialConfig(TrainableConfig):
     """What the three sequential models have in common; each model's config adds its own."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES, "windowing": WINDOWINGS}  # for forms
+    # The options of the string settings, for forms.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES, "windowing": WINDOWINGS, "batching": BATCHINGS}
 
     # Items read per history, the most recent ones; trained models take theirs from the data (data_defaults).
     max_len: int = 50
@@ -41,7 +42,9 @@ class SequentialConfig(TrainableConfig):
     loss: str = "softmax"
     n_negatives: int = 256
     windowing: str = "sliding"  # how histories longer than max_len are cut (data/sequences.py)
-    batch_size: int = 128  # windows (sequences) per step, not interactions
+    batch_size: int = 128  # windows (sequences) per step, not interactions; on average with "by_length"
+    # Which windows share a batch (data/sequences.py, batch_rows); trained models take theirs from the data.
+    batching: str = "random"
     epochs: int = 200
     learning_rate: float = 3e-3
     patience: int = 7  # validation NDCG@10 over a small user base is noisy from epoch to epoch (docs/measurements.md)
@@ -51,7 +54,12 @@ class SequentialConfig(TrainableConfig):
 
     @classmethod
     def data_defaults(cls, split: Split) -> dict[str, object]:
-        return {"max_len": history_length(split)}
+        max_len = history_length(split)
+        # Long windows over histories of every length are largely padding in random batches (44% of the
+        # positions on ml-1m-sas): there, batches by length trained faster at the same validation
+        # NDCG@10. At 50 items the saving was small and validation no better, so short windows keep
+        # random batches (docs/measurements.md, "batching").
+        return {"max_len": max_len, "batching": "by_length" if max_len == LONG_HISTORY else "random"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,6 +69,8 @@ class SequentialConfig(TrainableConfig):
             raise ValueError("dropout must be in [0, 1)")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, not {self.batching!r}")
         if self.windowing not in WINDOWINGS:
             raise ValueError(f"windowing must be one of {WINDOWINGS}, not {self.windowing!r}")
 
@@ -89,8 +99,8 @@ def next_item_loss(
     1..n_items, ``item_weight`` (n_items + 1, D) the output item embeddings (row 0 = padding).
     """
     if config.loss == "softmax":
-        logits = hidden @ item_weight[1:].T  # (N, n_items); padding is never a class
-        return F.cross_entropy(logits.float(), targets - 1)
+        # Padding (row 0) is never a class.
+        return FullSoftmaxCrossEntropy.apply(hidden, item_weight[1:], targets - 1)
     n_items = item_weight.shape[0] - 1
     if config.loss == "bce":
         negatives = torch.randint(1, n_items + 1, targets.shape, device=hidden.device)  # (N,)
@@ -108,6 +118,66 @@ def next_item_loss(
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([positive, negative], dim=1).float()  # (N, 1 + S)
     return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+class FullSoftmaxCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``targets`` (N,) under softmax(hidden @ weight.T), computed a block of
+    rows at a time, without ever holding the (N, n_items) logits.
+
+    The plain ``F.cross_entropy(hidden @ weight.T, targets)`` writes and re-reads that matrix about
+    five times (logits, log-softmax, the one-hot gradient, its backward), and at ml-1m-sas's shapes
+    (14k targets x 3,416 items per batch) those passes over memory, not the matrix products, were
+    most of a SASRec step on this CPU. Here each block's logits stay in cache: the loss and both
+    gradients (softmax minus one-hot, times the other operand) are finished while the block is hot,
+    and only the (N, D) and (n_items, D) gradients are kept for the backward pass. The same idea as
+    the fused linear cross-entropy of Liger-Kernel and Apple's "Cut Your Losses" (Wijmans et al.,
+    2024); the result equals the plain one to float32 rounding (tests/test_models.py).
+    Memory is bounded too, which a million-item catalogue needs.
+    """
+
+    # Logits per block: a few MB on a CPU, where staying in cache is the point; far more on a GPU,
+    # where bandwidth is plentiful and each block costs kernel launches.
+    BLOCK_ELEMENTS: ClassVar[dict[str, int]] = {"cpu": 2**19, "cuda": 2**27}
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        n_rows, n_items = hidden.shape[0], weight.shape[0]
+        budget = FullSoftmaxCrossEntropy.BLOCK_ELEMENTS.get(hidden.device.type, 2**24)
+        rows = max(32, budget // max(n_items, 1))
+        want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.autocast(hidden.device.type, enabled=False):  # exact float32, whatever the caller's autocast
+            h_all, w = hidden.float(), weight.float()
+            grad_hidden = torch.empty_like(h_all) if want_hidden else None
+            grad_weight = torch.zeros_like(w) if want_weight else None
+            total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+            for start in range(0, n_rows, rows):
+                h, t = h_all[start : start + rows], targets[start : start + rows]
+                logits = h @ w.T  # (r, n_items)
+                log_z = torch.logsumexp(logits, dim=1)  # (r,)
+                total += (log_z - logits.gather(1, t[:, None]).squeeze(1)).sum(dtype=torch.float64)
+                # d loss / d logits = softmax - one-hot (the 1/N comes at the end), in place.
+                probs = logits.sub_(log_z[:, None]).exp_()
+                probs[torch.arange(len(t), device=t.device), t] -= 1.0
+                if grad_hidden is not None:
+                    torch.mm(probs, w, out=grad_hidden[start : start + rows])
+                if grad_weight is not None:
+                    grad_weight.addmm_(probs.T, h)
+        scale = 1.0 / max(n_rows, 1)
+        ctx.grads = (
+            None if grad_hidden is None else (grad_hidden * scale).to(hidden.dtype),
+            None if grad_weight is None else (grad_weight * scale).to(weight.dtype),
+        )
+        return (total * scale).float()
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_hidden, grad_weight = ctx.grads
+        del ctx.grads  # the graph is freed after backward; so should these be
+        return (
+            None if grad_hidden is None else grad_hidden * grad_loss,
+            None if grad_weight is None else grad_weight * grad_loss,
+            None,
+        )
 
 
 def next_item_work(split: Split, config: SequentialConfig, n_items: int) -> float:

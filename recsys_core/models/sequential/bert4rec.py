@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_core.data.sequences import training_windows, trim_padding
+from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.layers import TransformerBlock
@@ -59,6 +59,7 @@ def bert4rec_block(config: BERT4RecConfig) -> TransformerBlock:
         dim,
         config.n_heads,
         config.dropout,
+        config.dropout,  # on the attention weights too, as BERT does
         lambda: nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)),
     )
 
@@ -133,8 +134,7 @@ class BERT4Rec(Recommender):
         masked[nothing, -1] = True
         tokens = np.where(masked, self.mask_token, windows)
         labels = np.where(masked, windows, 0)
-        for start in range(0, len(windows), self.config.batch_size):
-            rows = slice(start, start + self.config.batch_size)
+        for rows in batch_rows(windows, self.config.batch_size, rng, self.config.batching):
             batch_tokens = trim_padding(tokens[rows])  # (B, T)
             batch_labels = labels[rows, -batch_tokens.shape[1] :]  # (B, T)
             yield {"tokens": torch.from_numpy(batch_tokens), "labels": torch.from_numpy(batch_labels)}

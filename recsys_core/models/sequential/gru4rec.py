@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from recsys_core.data.sequences import training_windows, trim_padding
+from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
@@ -92,8 +92,8 @@ class GRU4Rec(Recommender):
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
         windows = training_windows(split.train_sequences, self.config.max_len + 1, rng, self.config.windowing)
-        for start in range(0, len(windows), self.config.batch_size):
-            window = torch.from_numpy(trim_padding(windows[start : start + self.config.batch_size]))  # (B, T + 1)
+        for rows in batch_rows(windows, self.config.batch_size, rng, self.config.batching):
+            window = torch.from_numpy(trim_padding(windows[rows]))  # (B, T + 1)
             yield {"history": window[:, :-1], "target": window[:, 1:]}
 
     def epoch_work(self, split: Split) -> float:

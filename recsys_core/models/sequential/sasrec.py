@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_core.data.sequences import training_windows, trim_padding
+from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Recommender
 from recsys_core.models.layers import TransformerBlock
@@ -37,11 +37,18 @@ class SASRecConfig(SequentialConfig):
     n_layers: int = 2
     n_heads: int = 1
     dropout: float = 0.2
+    # Dropout on the attention weights, which the paper's code also applies at `dropout`. Off by
+    # default: on a CPU it forces attention off PyTorch's fused kernel onto one that materialises and
+    # samples a (T, T) mask per sequence, a third of a step at T = 200, and validation did not
+    # need it (docs/measurements.md, "attention dropout").
+    attention_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_layers < 1 or self.n_heads < 1:
             raise ValueError("n_layers and n_heads must be positive")
+        if not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError("attention_dropout must be in [0, 1)")
 
 
 def sasrec_block(config: SASRecConfig) -> TransformerBlock:
@@ -49,7 +56,7 @@ def sasrec_block(config: SASRecConfig) -> TransformerBlock:
     network, which keeps the width at d (two d x d layers with a ReLU between)."""
     dim = config.embedding_dim
     return TransformerBlock(
-        dim, config.n_heads, config.dropout,
+        dim, config.n_heads, config.dropout, config.attention_dropout,
         lambda: nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(dim, dim)),
     )  # fmt: skip
 
@@ -110,8 +117,8 @@ class SASRec(Recommender):
 
     def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Batch]:
         windows = training_windows(split.train_sequences, self.config.max_len + 1, rng, self.config.windowing)
-        for start in range(0, len(windows), self.config.batch_size):
-            window = torch.from_numpy(trim_padding(windows[start : start + self.config.batch_size]))  # (B, T + 1)
+        for rows in batch_rows(windows, self.config.batch_size, rng, self.config.batching):
+            window = torch.from_numpy(trim_padding(windows[rows]))  # (B, T + 1)
             yield {"history": window[:, :-1], "target": window[:, 1:]}
 
     def epoch_work(self, split: Split) -> float:
