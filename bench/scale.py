@@ -17,8 +17,9 @@ retriever) are there when they train. Per model and dataset:
 - test NDCG@10 and HR@10 with 95% CIs on the one protocol, and validation NDCG@10.
 
 A full-profile model on ml-1m-sas can take most of an hour on 2 cores, so every result is kept as
-JSON under ``docs/scale/<dataset>/`` the moment it exists (measurements, not data: they survive a
-fresh clone), and ``--reuse`` skips what is there: the bench resumes where it stopped. A model that
+JSON under ``artifacts/bench-scale/results/<dataset>/`` (outside git: no file named after
+MovieLens-1M is committed; the published record is the docs/benchmarks.md section) the moment it
+exists, and ``--reuse`` skips what is there: the bench resumes where it stopped. A model that
 starts from another stored model (NeuMF from GMF and MLP, a ranker from its retriever) gets that one
 trained first when the store under ``artifacts/bench-scale/`` lacks it. Never run two of these at
 once while measuring. ml-1m-sas is read from ``../shared/data/ml-1m-sas/`` (``DEEPREC_ML1M_SAS`` to
@@ -48,7 +49,8 @@ from recsys_core.store.artifacts import load_artifact  # noqa: E402
 
 MARKER = "<!-- scale -->"
 STORE = ROOT / "artifacts" / "bench-scale"
-RESULTS = ROOT / "docs" / "scale"
+RESULTS = STORE / "results"
+FIGURES = ROOT / "docs" / "scale"
 ML1M_SAS = Path(os.environ.get("DEEPREC_ML1M_SAS", ROOT.parent / "shared" / "data" / "ml-1m-sas" / "ml-1m-sas.csv"))
 DATASETS = {"ml-100k": "ml-100k", "ml-1m-sas": str(ML1M_SAS)}
 COST_BAR = 1.3  # seconds per unit of work on ML-1M over ML-100K
@@ -289,8 +291,8 @@ def figure(results: dict[str, dict[str, dict]]) -> Path | None:
         return None
     fig.update_layout(title="Training time against interactions (2-core CPU, full profile)",
                       xaxis={"title": "interactions", "type": "log"}, yaxis={"title": "seconds", "type": "log"})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "time_vs_interactions.html"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / "time_vs_interactions.html"
     fig.write_html(path, include_plotlyjs="cdn")  # the library from its CDN keeps the file small
     return path
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.scale import ML1M_SAS  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 from bench.ui import CHROMIUM, LAUNCH_ARGS, streamlit_server  # noqa: E402
+from recsys_core.data.csv_loader import side_files  # noqa: E402
 from recsys_core.models import REGISTRY  # noqa: E402
 
 MARKER = "<!-- ui-upload -->"
@@ -37,11 +38,6 @@ NAME = "ml1m-upload"
 VIEWS = [("Overview", f"The data: {NAME}"), ("User Explorer", "History of user"),
          ("Session Playground", "The session"), ("Embedding Maps", "UMAP fit"),
          ("Pipeline", "Final list next to"), ("Evaluate and AB", "A/B simulator")]  # fmt: skip
-
-
-def side_file(csv: Path, kind: str) -> Path | None:
-    path = csv.with_name(f"{csv.stem}.{kind}.csv")
-    return path if path.exists() else None
 
 
 def run(csv: Path, models: list[str], train_timeout_s: float) -> dict:
@@ -68,7 +64,7 @@ def run(csv: Path, models: list[str], train_timeout_s: float) -> dict:
         settle("Start training")
         page.get_by_role("tab", name="Bring your own data").click()
         uploads = page.locator('input[type="file"]')
-        for n, path in enumerate((csv, side_file(csv, "items"), side_file(csv, "users"))):
+        for n, path in enumerate((csv, *side_files(csv))):
             if path is not None:
                 uploads.nth(n).set_input_files(str(path))
                 out["files"][("interactions", "items", "users")[n]] = {"name": path.name, "bytes": path.stat().st_size}
