@@ -16,10 +16,11 @@ retriever) are there when they train. Per model and dataset:
   ratio ML-1M / ML-100K says whether cost grows faster than the work;
 - test NDCG@10 and HR@10 with 95% CIs on the one protocol, and validation NDCG@10.
 
-A full-profile model on ml-1m-sas can take most of an hour on 2 cores, so every result is kept as
-JSON under ``artifacts/bench-scale/results/<dataset>/`` (outside git: no file named after
-MovieLens-1M is committed; the published record is the docs/benchmarks.md section) the moment it
-exists, and ``--reuse`` skips what is there: the bench resumes where it stopped. A model that
+A full-profile model on ml-1m-sas can take most of an hour on 2 cores, so every result is kept in
+``docs/scale/runs.json`` (our own figures, no interactions or titles: one file keyed by dataset and
+model, committed, so that the next session or machine resumes from it and the report is rebuilt
+from every run, not only this machine's) the moment it exists, and ``--reuse`` skips what is
+there: the bench resumes where it stopped. A model that
 starts from another stored model (NeuMF from GMF and MLP, a ranker from its retriever) gets that one
 trained first when the store under ``artifacts/bench-scale/`` lacks it. Never run two of these at
 once while measuring. ml-1m-sas is read from ``../shared/data/ml-1m-sas/`` (``DEEPREC_ML1M_SAS`` to
@@ -49,8 +50,8 @@ from recsys_core.store.artifacts import load_artifact  # noqa: E402
 
 MARKER = "<!-- scale -->"
 STORE = ROOT / "artifacts" / "bench-scale"
-RESULTS = STORE / "results"
 FIGURES = ROOT / "docs" / "scale"
+RESULTS = FIGURES / "runs.json"
 ML1M_SAS = Path(os.environ.get("DEEPREC_ML1M_SAS", ROOT.parent / "shared" / "data" / "ml-1m-sas" / "ml-1m-sas.csv"))
 DATASETS = {"ml-100k": "ml-100k", "ml-1m-sas": str(ML1M_SAS)}
 COST_BAR = 1.3  # seconds per unit of work on ML-1M over ML-100K
@@ -69,8 +70,21 @@ PUBLISHED = [
 ]
 
 
-def result_path(dataset: str, model: str, quick: bool) -> Path:
-    return RESULTS / dataset / f"{model}{'-quick' if quick else ''}.json"
+def result_key(model: str, quick: bool) -> str:
+    return f"{model}-quick" if quick else model
+
+
+def stored_results() -> dict[str, dict[str, dict]]:
+    """{dataset: {model (or model-quick): result}}, every run kept so far."""
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def keep_result(dataset: str, key: str, result: dict) -> None:
+    results = stored_results()
+    results.setdefault(dataset, {})[key] = result
+    temporary = RESULTS.with_suffix(".tmp")
+    temporary.write_text(json.dumps(results, indent=1))
+    temporary.replace(RESULTS)  # atomic: an interrupted write never loses the runs kept before
 
 
 def train_alone(dataset: str, model: str, quick: bool) -> dict:
@@ -138,8 +152,8 @@ def run_models(datasets: list[str], models: list[str], quick: bool, reuse: bool)
     STORE.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         for model in models:
-            path = result_path(dataset, model, quick)
-            if reuse and path.exists():
+            key = result_key(model, quick)
+            if reuse and key in stored_results().get(dataset, {}):
                 continue
             missing = prerequisites(dataset, model)
             if missing:
@@ -147,8 +161,7 @@ def run_models(datasets: list[str], models: list[str], quick: bool, reuse: bool)
                 run_models([dataset], missing, quick, reuse=False)
             print(f"{dataset} {model}{' (quick)' if quick else ''} …", flush=True)
             result = describe(dataset, model, train_alone(dataset, model, quick), quick)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result, indent=1))  # kept at once: a later model failing loses nothing
+            keep_result(dataset, key, result)  # kept at once: a later model failing loses nothing
             print(f"  {result['wall_s']:.0f} s, {result['peak_rss_mb']:.0f} MB, test NDCG@10 "
                   f"{result['test']['NDCG@10'][0]:.4f}", flush=True)  # fmt: skip
 
@@ -157,13 +170,13 @@ def run_models(datasets: list[str], models: list[str], quick: bool, reuse: bool)
 
 
 def load_results(quick: bool) -> dict[str, dict[str, dict]]:
-    """{dataset: {model: result}} from the stored JSON."""
+    """{dataset: {model: result}} of one profile, in the zoo's order."""
+    stored = stored_results()
     out: dict[str, dict[str, dict]] = {}
     for dataset in DATASETS:
         for model in DEFAULT_ZOO:
-            path = result_path(dataset, model, quick)
-            if path.exists():
-                out.setdefault(dataset, {})[model] = json.loads(path.read_text())
+            if result_key(model, quick) in stored.get(dataset, {}):
+                out.setdefault(dataset, {})[model] = stored[dataset][result_key(model, quick)]
     return out
 
 

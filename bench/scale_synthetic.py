@@ -58,6 +58,7 @@ def one_run(size: str, name: str, epoch_cap_s: float) -> dict:
     from recsys_core.data.synthetic import make_scale_synthetic
     from recsys_core.models import build_model, data_settings
     from recsys_core.tensors import mask_history, pad_histories, top_k
+    from recsys_core.training.optimiser import Optimiser
 
     n_interactions, n_items = SIZES[size]
     started = time.perf_counter()
@@ -73,7 +74,7 @@ def one_run(size: str, name: str, epoch_cap_s: float) -> dict:
         model.fit(split, lambda m: 0.0)  # every setting of its grid, as training does; no validation pass
         fraction = 1.0
     else:
-        optimiser = torch.optim.Adam(model.parameters(), lr=model.config.learning_rate)
+        optimiser = Optimiser(model, model.config.learning_rate)  # the loop's: sparse tables where a model has them
         model.train()
         steps, total = 0, 0
         for batch in model.batches(split, rng):
@@ -81,7 +82,7 @@ def one_run(size: str, name: str, epoch_cap_s: float) -> dict:
             if cut:
                 continue  # counted, not trained: how much of the epoch was done
             loss = model.loss(batch)
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             steps += 1

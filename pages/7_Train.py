@@ -1,5 +1,6 @@
 """Train: choose models by family, their hyperparameters (forms built from the config dataclasses),
 the device and the profile; start a background job, watch its loss and validation curves, cancel it.
+Tune: the same Optuna trial budget for each chosen model, in the background; the search's figures.
 Bring your own data: upload an interactions CSV (and an items CSV) as a new dataset."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from recsys_core.training.forms import ConfigError, parse_overrides
 from recsys_core.training.jobs import job_status, lock_holder, start_job
 from recsys_core.training.schedule import default_workers
 from ui import cached_split, config_form, literal, open_view, trained_versions, training_allowed, training_panel
+from ui.tuning import tune_section
 
 dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
 name = dataset.name
@@ -27,7 +29,7 @@ if not training_allowed():
         "Training from the browser is switched off here (DEEPREC_UI_TRAINING=0), as for a shared demo: "
         "use `python -m recsys_core train` on the server. Every view still shows the models trained so far."
     )
-train_tab, data_tab = st.tabs(["Train models", "Bring your own data"])
+train_tab, tune_tab, data_tab = st.tabs(["Train models", "Tune", "Bring your own data"])
 
 with train_tab:
     st.caption(
@@ -78,6 +80,9 @@ with train_tab:
             else:
                 time.sleep(0.3)  # let the job write its first line before the panel polls it
                 st.rerun()
+
+with tune_tab:
+    tune_section(dataset)
 
 with data_tab:
     message = st.session_state.pop("upload_message", None)

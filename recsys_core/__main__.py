@@ -1,6 +1,8 @@
-"""Command line: ``python -m recsys_core train|evaluate|recommend``.
+"""Command line: ``python -m recsys_core train|tune|evaluate|recommend``.
 
 python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
+python -m recsys_core tune --dataset ml-100k --models bpr,sasrec --trials 20
+python -m recsys_core tune --dataset ml-100k --models sasrec --trials 40 --storage postgresql://host/db
 python -m recsys_core evaluate --dataset ml-100k --json
 python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
 python -m recsys_core recommend --dataset ml-100k --model bpr --index hnsw < requests.jsonl
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--progress-jsonl", default=None, metavar="PATH",
                        help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 
+    _add_tune_command(commands)
+
     evaluate = commands.add_parser("evaluate", help="evaluate trained models on the test split")
     evaluate.add_argument("--dataset", default=DEFAULT_DATASET)
     evaluate.add_argument("--models", default=None, help="comma-separated; default: every trained model")
@@ -96,13 +100,37 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "evaluate": _evaluate, "recommend": _recommend}[args.command](args)
+        return {"train": _train, "tune": _tune, "evaluate": _evaluate, "recommend": _recommend}[args.command](args)
     except (DatasetUnavailable, CsvError, ChecksumMismatch, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingLocked as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LOCKED
+
+
+def _add_tune_command(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser("tune", help="tune models on validation, the same number of Optuna trials each")
+    tune.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
+    tune.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
+    tune.add_argument("--trials", type=int, required=True, help="trials per model: the same budget for every model")
+    tune.add_argument("--timeout", type=float, default=None, metavar="S",
+                      help="start no trial of a model's study after S seconds (its report says if the budget was "
+                      "not reached)")  # fmt: skip
+    tune.add_argument("--storage", default=None, metavar="URL",
+                      help="Optuna storage, any SQLAlchemy URL (default: sqlite:///artifacts/<dataset>/tuning.db); "
+                      "processes on one storage and study share its trials")  # fmt: skip
+    tune.add_argument("--study", default=None, metavar="NAME",
+                      help="studies are named NAME/MODEL (default NAME: the dataset's store name)")  # fmt: skip
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    tune.add_argument("--store", action=argparse.BooleanOptionalAction, default=True,
+                      help="make each model's best trial its stored model (--no-store: only report)")  # fmt: skip
+    tune.add_argument("--grace", type=int, default=None, metavar="S",
+                      help="seconds without a heartbeat before a running trial counts as lost (its process died) "
+                      "and is run again (default 60)")  # fmt: skip
+    tune.add_argument("--progress-jsonl", default=None, metavar="PATH",
+                      help="also append each trial's progress as JSON lines to PATH (for background jobs)")  # fmt: skip
 
 
 def _overrides(text: str | None, names: list[str]) -> dict[str, dict]:
@@ -189,6 +217,48 @@ def _train(args: argparse.Namespace) -> int:
             print(line.rstrip())
         else:
             print(f"{report.model}: FAILED: {report.message}", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _tune(args: argparse.Namespace) -> int:
+    # Optuna loads in about a second: only the command that needs it pays for it.
+    import optuna
+
+    from recsys_core.training.tuning import GRACE_S, TuneEvent, TuningError, tune_models
+
+    names = _model_list(args.models)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial gets one line of ours below
+    journal = ProgressJournal(args.progress_jsonl) if args.progress_jsonl else None
+    if journal:
+        journal.write({"event": "start", "models": names, "pid": os.getpid(), "trials": args.trials})
+
+    def report(event: TuneEvent) -> None:
+        if journal:
+            journal.write({"event": "tune", **dataclasses.asdict(event)})
+        if event.kind == "trial":
+            value = "-" if event.valid_ndcg is None else f"{event.valid_ndcg:.4f}"
+            print(f"{event.model} trial {event.trial}: {event.state.lower()}, valid NDCG@10 {value} "
+                  f"{json.dumps(event.params)}", file=sys.stderr, flush=True)  # fmt: skip
+
+    try:
+        reports = tune_models(args.dataset, names, args.trials, args.timeout, args.storage, args.study, args.seed,
+                              args.device, args.store, args.grace or GRACE_S, report)  # fmt: skip
+    except TuningError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if journal:
+        journal.write({"event": "finished", "ok": all(r.ok for r in reports), "message": "",
+                       "reports": [{**dataclasses.asdict(r), "ok": r.ok} for r in reports]})  # fmt: skip
+    print(f"Tuned on validation NDCG@10 ({PROTOCOL}); test NDCG@10 of the best trial, 95% CI")
+    print(f"{'model':<11}{'trials':>8}{'pruned':>8}{'default valid':>15}{'tuned valid':>13}{'tuned test':>27}  stored")
+    for r in reports:
+        if r.best_trial is None:
+            print(f"{r.model:<11}  {r.message}")
+            continue
+        default = "-" if r.default_valid is None else f"{r.default_valid:.4f}"
+        test = "-" if not r.tuned_test else f"{r.tuned_test[0]:.4f} [{r.tuned_test[1]:.4f}, {r.tuned_test[2]:.4f}]"
+        print(f"{r.model:<11}{r.finished:>8}{r.pruned:>8}{default:>15}{r.tuned_valid:>13.4f}{test:>27}  "
+              f"{'yes' if r.stored else 'no'}{'  ' + r.message if r.message else ''}")  # fmt: skip
     return 0 if all(r.ok for r in reports) else EXIT_FAILED
 
 

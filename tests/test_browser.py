@@ -346,6 +346,26 @@ def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_c
     check_no_error(page)
 
 
+def test_a_study_started_in_the_browser_shows_its_trials_and_figures(training_server, page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{training_server}/Train")
+    settle(page, "Start training")
+    page.get_by_role("tab", name="Tune").click()
+    pick(page, "Models to tune", "ease")
+    trials = page.get_by_label("Trials per model (the same for each)")
+    trials.fill("3")
+    trials.press("Tab")
+    page.get_by_role("button", name="Start tuning").click()
+    # Trials show as they finish, then the study's figures and the default-against-tuned table.
+    page.get_by_text("Trials of the", exact=False).first.wait_for(timeout=180_000)
+    page.get_by_text("ease: 3 of 3 trials", exact=False).first.wait_for(timeout=180_000)
+    settle(page, "Default against tuned")
+    check_no_error(page)
+    assert page.locator(".js-plotly-plot").count() >= 1
+    expect(page.get_by_text("Optimization History", exact=False).first).to_be_visible()
+    screenshot(page, "tune")
+
+
 def test_a_damaged_upload_shows_its_words_literally_never_as_markup(page, tmp_path_factory):
     """The stored files of an upload edited since: the page says so, and the file's own words
     (here, markdown for an image every viewer's browser would fetch) are shown as written."""

@@ -65,12 +65,13 @@ def _job_progress(name: str, curves: bool) -> None:
     else:
         if st.session_state.pop("watching_job", False):
             st.rerun()  # the job just ended: refresh the whole page (leaderboard, model list)
+        what = "tuning" if status.kind == "tune" else "training"
         if status.state == "finished":
-            st.success(f"Last training finished: {', '.join(status.done)}.")
+            st.success(f"Last {what} finished: {', '.join(status.done)}.")
         elif status.state == "cancelled":
-            st.warning(f"Last training was cancelled; stored before that: {', '.join(status.done) or 'none'}.")
+            st.warning(f"Last {what} was cancelled; stored before that: {', '.join(status.done) or 'none'}.")
         elif status.state == "failed":
-            st.error(f"Last training failed: {status.message}")
+            st.error(f"Last {what} failed: {status.message}")
             if status.log_tail:
                 with st.expander("Training output"):
                     st.code(status.log_tail, language=None)

@@ -23,6 +23,37 @@ Batch = dict[str, torch.Tensor]
 Validator = Callable[["Recommender"], float]
 
 
+@dataclass(frozen=True)
+class Range:
+    """A numeric setting's range for tuning (``python -m recsys_core tune``), with why it spans
+    what it does. ``log`` samples evenly in orders of magnitude; ``integer`` rounds to whole numbers."""
+
+    low: float
+    high: float
+    reason: str
+    log: bool = False
+    integer: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A setting tuned over a few listed values, with why those."""
+
+    options: tuple
+    reason: str
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.options
+
+
+# Adam's step size, the one setting every trained model shares: two orders of magnitude around
+# the defaults (1e-3 to 6e-3), which sit inside.
+LEARNING_RATE = Range(1e-4, 1e-2, "Adam's useful range for these models; every default lies inside", log=True)
+
+
 @dataclass
 class ModelConfig:
     """Base of every model's config dataclass. Besides its settings, a config answers what the
@@ -32,6 +63,9 @@ class ModelConfig:
     QUICK: ClassVar[dict[str, object]] = {}
     # The allowed values of a text setting, for forms: field name -> choices.
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # What tuning searches (``recsys_core.training.tuning``): setting -> Range or Choice. Every model
+    # gets the same number of trials over its own space; a model with none has nothing to tune.
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {}
 
     def pretrained_from(self) -> tuple[str, ...]:
         """Registry names of the trained models whose weights this model starts from."""
@@ -67,6 +101,7 @@ class TrainableConfig(ModelConfig):
     # The quick profile (``train --quick``: first runs and demos) as overrides of these settings;
     # a model's config sets its own, measured against its full profile in docs/benchmarks.md.
     QUICK: ClassVar[dict[str, object]] = {"epochs": 15}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {"learning_rate": LEARNING_RATE}
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:

@@ -1,13 +1,14 @@
-"""Background training jobs: ``python -m recsys_core train`` as a detached process per dataset.
+"""Background jobs: ``python -m recsys_core train`` (or ``tune``) as a detached process per dataset.
 
 A job runs in its own session (process group), so a browser refresh, a closed tab or a second
 viewer neither kills nor duplicates it; every viewer reads the same status from the files it
 leaves under ``artifacts/<dataset>/.job/``:
 
 - ``job.json``: what was started (models, profile, device), the pid, when;
-- ``progress.jsonl``: one JSON object per line, written by the training CLI
-  (``--progress-jsonl``): ``start``, ``progress`` (a :class:`recsys_core.training.loop.Progress`),
-  ``finished`` (with a report per model), or ``cancelled``;
+- ``progress.jsonl``: one JSON object per line, written by the CLI (``--progress-jsonl``):
+  ``start``, ``progress`` (a :class:`recsys_core.training.loop.Progress`) or, for a tuning job,
+  ``tune`` (a :class:`recsys_core.training.tuning.TuneEvent`), ``finished`` (with a report per
+  model), or ``cancelled``;
 - ``output.log``: the CLI's own output, for when something goes wrong.
 
 The dataset's training lock (:func:`recsys_core.store.artifacts.training_lock`) is what keeps two
@@ -59,6 +60,7 @@ class JobStatus:
 
     dataset: str
     state: str = "none"  # one of STATES
+    kind: str = "train"  # or "tune": a study per model
     models: list[str] = field(default_factory=list)
     pid: int | None = None
     started_at: float | None = None
@@ -67,8 +69,9 @@ class JobStatus:
     done: list[str] = field(default_factory=list)  # models trained and stored so far (their "stored" events)
     failed: dict[str, str] = field(default_factory=dict)  # model -> why
     # The models in training now, each with (epoch, epochs): several when a job trains models in
-    # parallel processes (``train --workers``).
+    # parallel processes (``train --workers``); for a tuning job, (trials finished, the budget).
     training: dict[str, tuple[int, int]] = field(default_factory=dict)
+    trials_seen: list[dict] = field(default_factory=list)  # a tuning job's finished trials, as they come
     message: str = ""
     epochs_seen: list[dict] = field(default_factory=list)  # per-epoch progress events, for live curves
     log_tail: str = ""
@@ -83,8 +86,9 @@ class JobStatus:
         return next(iter(self.training), None)
 
     def describe_training(self) -> str:
-        """``sasrec (epoch 3/20), fm (epoch 1/3)``: what is in training now."""
-        return ", ".join(f"{model} (epoch {epoch}/{epochs})" for model, (epoch, epochs) in self.training.items())
+        """``sasrec (epoch 3/20), fm (epoch 1/3)``, or ``sasrec (trial 4/20)``: what is in training now."""
+        unit = "trial" if self.kind == "tune" else "epoch"
+        return ", ".join(f"{model} ({unit} {done}/{total})" for model, (done, total) in self.training.items())
 
     @property
     def fraction(self) -> float:
@@ -119,9 +123,49 @@ def start_job(
     """
     if not models:
         raise ValueError("choose at least one model to train")
+    arguments = ["train", "--dataset", reference or dataset, "--models", ",".join(models), "--device", device,
+                 "--seed", str(seed)]  # fmt: skip
+    if quick:
+        arguments.append("--quick")
+    # Maps are drawn after every model has landed, so a view's first map is a read, not a fit.
+    arguments.append("--maps" if maps else "--no-maps")
+    if overrides:
+        arguments += ["--overrides", json.dumps(overrides, default=json_default)]
+    record = {"kind": "train", "models": models, "quick": quick, "device": device, "overrides": overrides or {}}
+    return _launch(dataset, arguments, record, root)
+
+
+def start_tune_job(
+    dataset: str,
+    models: list[str],
+    trials: int,
+    timeout_s: float | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    root: Path | None = None,
+    reference: str | None = None,
+) -> JobStatus:
+    """Start ``python -m recsys_core tune`` on ``models`` in the background: a study per model with
+    ``trials`` trials each, in the dataset's default study storage, the best of each stored.
+    One job per dataset, training or tuning: both want every core."""
+    if not models:
+        raise ValueError("choose at least one model to tune")
+    if trials < 1:
+        raise ValueError(f"trials must be at least 1, not {trials}")
+    arguments = ["tune", "--dataset", reference or dataset, "--models", ",".join(models), "--trials", str(trials),
+                 "--device", device, "--seed", str(seed)]  # fmt: skip
+    if timeout_s:
+        arguments += ["--timeout", str(timeout_s)]
+    record = {"kind": "tune", "models": models, "trials": trials, "timeout_s": timeout_s, "device": device}
+    return _launch(dataset, arguments, record, root)
+
+
+def _launch(dataset: str, arguments: list[str], record: dict, root: Path | None) -> JobStatus:
+    """The CLI with ``arguments`` as the dataset's detached job, unless one is running already."""
     current = job_status(dataset, root)
     if current.running:
-        raise TrainingLocked(f"a training on {dataset} is already running (pid {current.pid}); wait or cancel it")
+        raise TrainingLocked(f"a {current.kind} job on {dataset} is already running (pid {current.pid}); wait or "
+                             "cancel it")  # fmt: skip
     holder = lock_holder(dataset, root)
     if holder:
         raise TrainingLocked(f"a training on {dataset} is already running ({holder}); wait for it to finish")
@@ -129,15 +173,7 @@ def start_job(
     folder.mkdir(parents=True, exist_ok=True)
     journal = folder / "progress.jsonl"
     journal.write_text("")
-    command = [sys.executable, "-m", "recsys_core", "train", "--dataset", reference or dataset,
-               "--models", ",".join(models), "--device", device, "--seed", str(seed),
-               "--progress-jsonl", str(journal)]  # fmt: skip
-    if quick:
-        command.append("--quick")
-    # Maps are drawn after every model has landed, so a view's first map is a read, not a fit.
-    command.append("--maps" if maps else "--no-maps")
-    if overrides:
-        command += ["--overrides", json.dumps(overrides, default=json_default)]
+    command = [sys.executable, "-m", "recsys_core", *arguments, "--progress-jsonl", str(journal)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     if root is not None:
         env["DEEPREC_ARTIFACTS_DIR"] = str(root)
@@ -145,8 +181,7 @@ def start_job(
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     _CHILDREN[process.pid] = process
-    record = {"pid": process.pid, "models": models, "quick": quick, "device": device, "started_at": time.time(),
-              "overrides": overrides or {}, "command": command}  # fmt: skip
+    record = {**record, "pid": process.pid, "started_at": time.time(), "command": command}
     tmp = folder / ".job.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, folder / "job.json")
@@ -161,6 +196,7 @@ def job_status(dataset: str, root: Path | None = None) -> JobStatus:
         record = json.loads((folder / "job.json").read_text())
     except (OSError, json.JSONDecodeError):
         return status
+    status.kind = record.get("kind", "train")
     status.models = list(record.get("models", []))
     status.pid = record.get("pid")
     status.started_at = record.get("started_at")
@@ -172,6 +208,8 @@ def job_status(dataset: str, root: Path | None = None) -> JobStatus:
         kind = event.get("event")
         if kind == "progress":
             _apply_progress(status, event)
+        elif kind == "tune":
+            _apply_trial(status, event)
         elif kind == "finished":
             finished = event
         elif kind == "cancelled":
@@ -257,6 +295,21 @@ def _apply_progress(status: JobStatus, event: dict) -> None:
     status.training[model] = (int(event.get("epoch", 0)), int(event.get("epochs", 0)))
     if kind == EPOCH:
         status.epochs_seen.append({k: event.get(k) for k in ("model", "epoch", "loss", "valid_ndcg", "elapsed_s")})
+
+
+def _apply_trial(status: JobStatus, event: dict) -> None:
+    """A tuning job's event: a trial finished, or a model's study ended with its best stored."""
+    model = event.get("model")
+    if event.get("kind") == "done":
+        if model not in status.done:
+            status.done.append(model)
+        status.training.pop(model, None)
+    elif event.get("kind") == "trial":
+        status.trials_seen.append({k: event.get(k) for k in ("model", "trial", "state", "valid_ndcg", "params")})
+        finished = sum(t["model"] == model and t["state"] in ("COMPLETE", "PRUNED") for t in status.trials_seen)
+        status.training[model] = (finished, int(event.get("trials", 0)))
+    else:
+        status.training.setdefault(model, (0, int(event.get("trials", 0))))
 
 
 def progress_kind(event: dict) -> str:

@@ -24,6 +24,7 @@ from recsys_core.models.base import Batch, Recommender, Validator
 from recsys_core.protocols.topk import evaluate_lists, evaluate_model
 from recsys_core.serving.pipeline import rerank_lists
 from recsys_core.training.devices import cpu_has_bf16, device_name, resolve_device, seed_everything
+from recsys_core.training.optimiser import Optimiser
 
 # What a progress report is about.
 STEP = "step"  # every ``report_every`` optimiser steps: the last loss
@@ -150,8 +151,7 @@ class _Loop:
 
     def __post_init__(self) -> None:
         config = self.model.config
-        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)  # fmt: skip
+        self.optimiser = Optimiser(self.model, config.learning_rate, config.weight_decay)
         cpu_bf16 = self.device.type == "cpu" and config.cpu_bf16 and cpu_has_bf16()
         self.autocast = self.device.type == "cuda" or cpu_bf16
         # Page-locked host memory lets the copy to a GPU run asynchronously with the previous step.
@@ -170,7 +170,7 @@ class _Loop:
                      for k, v in batch.items()}  # fmt: skip
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.model.loss(batch)
-            self.optimiser.zero_grad(set_to_none=True)
+            self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
             losses.append(loss.item())

@@ -20,7 +20,7 @@ from recsys_core.data.split import PROTOCOL, Split
 from recsys_core.models import build_model, data_settings
 from recsys_core.models.base import Recommender
 from recsys_core.protocols.funnel import evaluate_pipeline, tune_blend
-from recsys_core.protocols.topk import evaluate_model
+from recsys_core.protocols.topk import Evaluation, evaluate_model
 from recsys_core.results import StoredResults
 from recsys_core.serving.embeddings import draw_maps
 from recsys_core.serving.pipeline import candidate_pool
@@ -72,20 +72,17 @@ def train_one(
     quick: bool = False,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    info: dict[str, object] | None = None,
 ) -> TrainReport:
-    """Train, evaluate (test; validation too in the full profile) and store one model."""
+    """Train, evaluate (test; validation too in the full profile) and store one model. ``info`` is
+    added to what the artifact records about the run (a tuned model's study)."""
     try:
-        seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
-        settings = {**data_settings(name, context.split), **settings}
-        model = build_model(name, context.dataset.n_users, context.dataset.n_items, features=context.features,
-                            **settings)  # fmt: skip
-        run = ModelRun(context, model, quick, seed)
-        start_from_pretrained(run)
-        attach_retriever(run)
+        run = prepare_run(context, name, settings, quick, seed)
+        model = run.model
         run.result = fit(model, context.split, context.device, seed, progress)
         run.notes += run.result.notes
         tune_retriever_blend(run)
-        test_ndcg = evaluate_and_store(run)
+        test_ndcg = evaluate_and_store(run, info).ndcg_at_10
         if progress:
             best = run.result.best_valid_ndcg
             progress(Progress(model=name, kind=STORED, epoch=run.result.best_epoch, epochs=run.result.best_epoch,
@@ -93,6 +90,19 @@ def train_one(
         return TrainReport(name, True, "; ".join(run.notes), run.result.seconds, test_ndcg)
     except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
         return TrainReport(name, False, f"{type(error).__name__}: {error}")
+
+
+def prepare_run(context: TrainingContext, name: str, settings: dict[str, object], quick: bool, seed: int) -> ModelRun:
+    """The model built from its settings (over the ones the data sets), started from the models it
+    is pre-trained from and given its retriever's candidates: ready to fit."""
+    seed_everything(seed)  # initial weights depend on the seed alone, not on models trained before
+    settings = {**data_settings(name, context.split), **settings}
+    model = build_model(name, context.dataset.n_users, context.dataset.n_items, features=context.features,
+                        **settings)  # fmt: skip
+    run = ModelRun(context, model, quick, seed)
+    start_from_pretrained(run)
+    attach_retriever(run)
+    return run
 
 
 def start_from_pretrained(run: ModelRun) -> None:
@@ -133,9 +143,9 @@ def tune_retriever_blend(run: ModelRun) -> None:
                      f"{tried[0.0]:.4f})")  # fmt: skip
 
 
-def evaluate_and_store(run: ModelRun) -> float:
+def evaluate_and_store(run: ModelRun, info: dict[str, object] | None = None) -> Evaluation:
     """Test metrics (validation ones too in the full profile; a ranker's funnel over its
-    retriever's candidates), then the model into the store. Returns the test NDCG@10."""
+    retriever's candidates), then the model into the store. Returns the test evaluation."""
     model, split, genres = run.model, run.context.split, run.context.features.items.genres
     test = evaluate_model(model, split, "test", genres)
     # Validation metrics in full, for choosing among trained models (bench/). The quick profile
@@ -149,9 +159,9 @@ def evaluate_and_store(run: ModelRun) -> float:
         funnel = evaluation.result(retriever_model=run.retriever.name)
         model.use_candidates(None)
     results = StoredResults(PROTOCOL, test.result(), valid, funnel)
-    save_artifact(run.context.dataset, model.cpu(), results.to_json(), run.result.history, run_info(run),
-                  per_user=test.per_user)  # fmt: skip
-    return test.ndcg_at_10
+    save_artifact(run.context.dataset, model.cpu(), results.to_json(), run.result.history,
+                  {**run_info(run), **(info or {})}, per_user=test.per_user)  # fmt: skip
+    return test
 
 
 def run_info(run: ModelRun) -> dict[str, object]:

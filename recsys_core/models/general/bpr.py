@@ -18,13 +18,26 @@ from torch import nn
 
 from recsys_core.data.sampling import triplet_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
+from recsys_core.models.base import (
+    LEARNING_RATE,
+    Batch,
+    Choice,
+    Range,
+    Recommender,
+    TrainableConfig,
+    mean_history_vectors,
+)
 
 
 @dataclass
 class BPRConfig(TrainableConfig):
     # Quick profile: a faster rate nears full in far fewer epochs; faster still stopped early (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 80, "learning_rate": 2e-3, "patience": 10}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "embedding_dim": Choice((32, 64, 128), "factors: half to twice the default"),
+        "l2": Range(1e-7, 1e-3, "from almost none to enough to shrink rare users' vectors to zero", log=True),
+    }
 
     embedding_dim: int = 64
     l2: float = 1e-5  # on the embeddings of each batch, as in the paper
@@ -51,8 +64,9 @@ class BPR(Recommender):
 
     def __init__(self, config: BPRConfig, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users, n_items)
-        self.user_embedding = nn.Embedding(n_users + 1, config.embedding_dim, padding_idx=0)
-        self.item_embedding = nn.Embedding(n_items + 1, config.embedding_dim, padding_idx=0)
+        # Sparse tables: a step updates only the rows of its batch (recsys_core/training/optimiser.py).
+        self.user_embedding = nn.Embedding(n_users + 1, config.embedding_dim, padding_idx=0, sparse=True)
+        self.item_embedding = nn.Embedding(n_items + 1, config.embedding_dim, padding_idx=0, sparse=True)
         nn.init.normal_(self.user_embedding.weight, std=config.init_std)
         nn.init.normal_(self.item_embedding.weight, std=config.init_std)
         with torch.no_grad():

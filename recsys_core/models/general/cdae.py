@@ -26,13 +26,18 @@ from torch import nn
 
 from recsys_core.data.sampling import user_row_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, multi_hot
+from recsys_core.models.base import LEARNING_RATE, Batch, Choice, Range, Recommender, TrainableConfig, multi_hot
 
 
 @dataclass
 class CDAEConfig(TrainableConfig):
     # Quick profile: a larger learning rate lands close to the full profile in far fewer epochs (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 80, "learning_rate": 5e-3, "patience": 10}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "hidden_dim": Choice((50, 100, 200, 400), "hidden units: a quarter to twice the default"),
+        "corruption": Range(0.0, 0.8, "q: from no corruption to most of each input dropped"),
+    }
 
     hidden_dim: int = 200
     corruption: float = 0.5  # q, the input dropout ratio

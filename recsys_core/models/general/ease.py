@@ -13,12 +13,13 @@ on validation NDCG@10.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from recsys_core.data.split import Split
-from recsys_core.models.base import ModelConfig, Recommender, Validator, multi_hot
+from recsys_core.models.base import Choice, ModelConfig, Range, Recommender, Validator, multi_hot
 
 LAMBDA_GRID = (10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)
 MAX_ITEMS = 30_000  # B is dense: n_items^2 floats
@@ -26,6 +27,10 @@ MAX_ITEMS = 30_000  # B is dense: n_items^2 floats
 
 @dataclass
 class EASEConfig(ModelConfig):
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "l2": Range(1.0, 10_000.0, "lambda: the paper's best were 200-1,000 on its three datasets; this spans far "
+                    "beyond both ends", log=True),
+    }
     l2: float = 0.0  # lambda; 0 = choose on validation from LAMBDA_GRID
 
     def __post_init__(self) -> None:

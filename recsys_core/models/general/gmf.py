@@ -23,13 +23,27 @@ from torch import nn
 
 from recsys_core.data.sampling import pointwise_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
+from recsys_core.models.base import (
+    LEARNING_RATE,
+    Batch,
+    Choice,
+    Range,
+    Recommender,
+    TrainableConfig,
+    mean_history_vectors,
+)
 
 
 @dataclass
 class GMFConfig(TrainableConfig):
     # Quick profile: GMF is near its best well before the full profile stops (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 15}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "embedding_dim": Choice((16, 32, 64, 128), "the NCF paper's predictive factors 8-64, and twice the default"),
+        "n_negatives": Range(1, 10, "the NCF paper tried 1-10 sampled negatives per positive", integer=True),
+        "l2": Range(1e-7, 1e-3, "from almost none to enough to shrink rare users' vectors to zero", log=True),
+    }
 
     embedding_dim: int = 64
     n_negatives: int = 4  # sampled unobserved items per observed pair (the paper's best ratio)
@@ -56,8 +70,9 @@ class GMF(Recommender):
 
     def __init__(self, config: GMFConfig, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users, n_items)
-        self.user_embedding = nn.Embedding(n_users + 1, config.embedding_dim, padding_idx=0)  # p_u
-        self.item_embedding = nn.Embedding(n_items + 1, config.embedding_dim, padding_idx=0)  # q_i
+        # Sparse tables: a step updates only the rows of its batch (recsys_core/training/optimiser.py).
+        self.user_embedding = nn.Embedding(n_users + 1, config.embedding_dim, padding_idx=0, sparse=True)  # p_u
+        self.item_embedding = nn.Embedding(n_items + 1, config.embedding_dim, padding_idx=0, sparse=True)  # q_i
         self.h = nn.Parameter(torch.ones(config.embedding_dim))
         self.bias = nn.Parameter(torch.zeros(1))
         nn.init.normal_(self.user_embedding.weight, std=0.01)

@@ -10,12 +10,13 @@ history, including one of an unknown user, can be scored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from recsys_core.data.split import Split
-from recsys_core.models.base import ModelConfig, Recommender, Validator, multi_hot
+from recsys_core.models.base import Choice, ModelConfig, Range, Recommender, Validator, multi_hot
 
 K_GRID = (10, 20, 50, 100, 200, 400)
 SHRINK_GRID = (0.0, 10.0, 50.0)
@@ -23,6 +24,11 @@ SHRINK_GRID = (0.0, 10.0, 50.0)
 
 @dataclass
 class ItemKNNConfig(ModelConfig):
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "k": Range(5, 500, "neighbours per item, from a tight neighbourhood to a third of ml-100k's items", log=True,
+                   integer=True),
+        "shrink": Range(0.0, 200.0, "discounts similarities resting on few co-occurrences; 0 = plain cosine"),
+    }
     k: int = 0  # neighbours per item; 0 = choose on validation from K_GRID
     shrink: float = -1.0  # similarity shrinkage; negative = choose on validation from SHRINK_GRID
 

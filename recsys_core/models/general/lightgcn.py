@@ -27,13 +27,26 @@ from torch import nn
 
 from recsys_core.data.sampling import triplet_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
+from recsys_core.models.base import (
+    LEARNING_RATE,
+    Batch,
+    Choice,
+    Range,
+    Recommender,
+    TrainableConfig,
+    mean_history_vectors,
+)
 
 
 @dataclass
 class LightGCNConfig(TrainableConfig):
     # Quick profile: a larger learning rate nears the full profile in a fraction of its epochs (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 20, "learning_rate": 2e-2}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "n_layers": Range(1, 4, "K: the paper's 1-4 propagation layers", integer=True),
+        "l2": Range(1e-6, 1e-2, "the paper searched 1e-6 to 1e-2", log=True),
+    }
 
     embedding_dim: int = 64
     n_layers: int = 3  # K

@@ -23,7 +23,15 @@ from torch import nn
 
 from recsys_core.data.sampling import pointwise_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
+from recsys_core.models.base import (
+    LEARNING_RATE,
+    Batch,
+    Choice,
+    Range,
+    Recommender,
+    TrainableConfig,
+    mean_history_vectors,
+)
 from recsys_core.models.layers import mlp
 
 
@@ -31,6 +39,12 @@ from recsys_core.models.layers import mlp
 class MLPConfig(TrainableConfig):
     # Quick profile: fewer epochs only; fewer negatives or a faster rate did worse in as long (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 12}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "embedding_dim": Choice((16, 32, 64), "per side: half to twice the default"),
+        "n_negatives": Range(1, 10, "the NCF paper tried 1-10 sampled negatives per positive", integer=True),
+        "dropout": Range(0.0, 0.5, "none to half of the tower's units"),
+    }
 
     embedding_dim: int = 32  # per side; the tower's input is twice this
     layers: tuple[int, ...] = (64, 32, 16)  # the paper's halving tower

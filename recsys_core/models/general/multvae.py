@@ -25,13 +25,20 @@ from torch import nn
 
 from recsys_core.data.sampling import user_row_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, multi_hot
+from recsys_core.models.base import LEARNING_RATE, Batch, Choice, Range, Recommender, TrainableConfig, multi_hot
 
 
 @dataclass
 class MultVAEConfig(TrainableConfig):
     # Quick profile: beta annealed over fewer updates, so it reaches beta_max in the few epochs (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 60, "anneal_steps": 400}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "dropout": Range(0.2, 0.8, "input dropout either side of the paper's 0.5"),
+        "beta_max": Range(0.05, 1.0, "the KL weight's cap, up to the full ELBO's 1 (the paper found about 0.2 best)"),
+        "anneal_steps": Range(200, 20_000, "how fast beta grows: from a few epochs to most of training", log=True,
+                              integer=True),
+    }
 
     hidden_dim: int = 600
     latent_dim: int = 200

@@ -24,7 +24,15 @@ from torch import nn
 
 from recsys_core.data.sampling import pointwise_batches
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig, mean_history_vectors
+from recsys_core.models.base import (
+    LEARNING_RATE,
+    Batch,
+    Choice,
+    Range,
+    Recommender,
+    TrainableConfig,
+    mean_history_vectors,
+)
 from recsys_core.models.general.gmf import GMF
 from recsys_core.models.general.mlp import MLP, score_pairs
 from recsys_core.models.layers import mlp
@@ -34,6 +42,12 @@ from recsys_core.models.layers import mlp
 class NeuMFConfig(TrainableConfig):
     # Quick profile: pre-trained from GMF and MLP, NeuMF is at its best after an epoch or two (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 2}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "alpha": Range(0.1, 0.9, "the GMF half's weight in the pre-trained output layer, around the paper's 0.5"),
+        "n_negatives": Range(1, 10, "the NCF paper tried 1-10 sampled negatives per positive", integer=True),
+        "dropout": Range(0.0, 0.5, "none to half of the tower's units"),
+    }
 
     gmf_dim: int = 64
     mlp_dim: int = 32

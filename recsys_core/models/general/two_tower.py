@@ -33,7 +33,7 @@ from torch import nn
 from recsys_core.data.features import SideFeatures
 from recsys_core.data.sequences import prefix_histories
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig
+from recsys_core.models.base import LEARNING_RATE, Batch, Choice, Range, Recommender, TrainableConfig
 from recsys_core.models.layers import mlp
 
 
@@ -41,6 +41,13 @@ from recsys_core.models.layers import mlp
 class TwoTowerConfig(TrainableConfig):
     # Quick profile: fewer epochs; the towers are close to their best early on (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 8}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        "learning_rate": LEARNING_RATE,
+        "initial_temperature": Range(0.02, 0.2, "the softmax temperature's start (it is then learned): sharp to soft",
+                                     log=True),
+        "dropout": Range(0.0, 0.5, "none to half of the towers' units"),
+        "user_id_dropout": Range(0.0, 0.5, "share of examples without the user id, which trains the cold path"),
+    }
 
     embedding_dim: int = 64  # the shared output space
     id_dim: int = 64

@@ -40,13 +40,21 @@ from recsys_core.data.features import SideFeatures, context_features
 from recsys_core.data.sampling import sample_negatives
 from recsys_core.data.sequences import prefix_histories
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender, TrainableConfig
+from recsys_core.models.base import LEARNING_RATE, Batch, Choice, Range, Recommender, TrainableConfig
 
 SINGLE_FIELDS = ("user", "item", "age", "gender", "occupation", "year", "popularity", "weekday", "hour", "last_item")
 BAG_FIELDS = ("genres", "history_genres")
 FIELDS = (*SINGLE_FIELDS, *BAG_FIELDS, "recent_items")
 # Bound on rows scored in one forward pass when a user's whole catalogue is scored.
 MAX_ROWS_PER_PASS = 16_384
+# What tuning searches for every ranker; the deep ones add their dropout.
+RANKER_SPACE: dict[str, Range | Choice] = {
+    "learning_rate": LEARNING_RATE,
+    "embedding_dim": Choice((8, 16, 32), "k per field: half to twice the default"),
+    "hard_negatives": Range(0, 4, "negatives per positive from the retriever's candidates: none to twice the default",
+                            integer=True),
+}
+DEEP_DROPOUT = Range(0.0, 0.5, "dropout in the deep part: none to half its units")
 
 
 @dataclass
@@ -58,6 +66,7 @@ class RankerConfig(TrainableConfig):
         "hard_negatives": 1,
         "learning_rate": 1e-2,
     }
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = RANKER_SPACE
 
     embedding_dim: int = 16  # k, per field
     random_negatives: int = 2  # uniformly drawn unseen items per positive

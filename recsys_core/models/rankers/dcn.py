@@ -20,14 +20,19 @@ import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.models.base import Choice, Range
 from recsys_core.models.layers import mlp
-from recsys_core.models.rankers.base import FieldInput, Ranker, RankerConfig
+from recsys_core.models.rankers.base import RANKER_SPACE, FieldInput, Ranker, RankerConfig
 
 
 @dataclass
 class DCNConfig(RankerConfig):
     # Quick profile: the cross layers need a third epoch, at a gentler rate than other rankers' (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {**RankerConfig.QUICK, "epochs": 3, "learning_rate": 6e-3}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        **RANKER_SPACE,
+        "cross_layers": Range(1, 6, "the DCN paper's 1-6 cross layers", integer=True),
+    }
 
     cross_layers: int = 3
     hidden: tuple[int, ...] = (256, 128)

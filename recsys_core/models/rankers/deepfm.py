@@ -11,17 +11,27 @@ the same embeddings and need no hand-made cross features:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.models.base import Choice, Range
 from recsys_core.models.layers import mlp
-from recsys_core.models.rankers.base import FieldInput, Ranker, RankerConfig, pairwise_interactions
+from recsys_core.models.rankers.base import (
+    DEEP_DROPOUT,
+    RANKER_SPACE,
+    FieldInput,
+    Ranker,
+    RankerConfig,
+    pairwise_interactions,
+)
 
 
 @dataclass
 class DeepFMConfig(RankerConfig):
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**RANKER_SPACE, "dropout": DEEP_DROPOUT}
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2
 

@@ -18,14 +18,16 @@ import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.models.base import Choice, Range
 from recsys_core.models.layers import mlp
-from recsys_core.models.rankers.base import BAG_FIELDS, FieldInput, Ranker, RankerConfig
+from recsys_core.models.rankers.base import BAG_FIELDS, DEEP_DROPOUT, RANKER_SPACE, FieldInput, Ranker, RankerConfig
 
 
 @dataclass
 class DLRMConfig(RankerConfig):
     # Quick profile: a third epoch, cheap for DLRM, brings it level with its full profile (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {**RankerConfig.QUICK, "epochs": 3}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**RANKER_SPACE, "dropout": DEEP_DROPOUT}
     bottom: tuple[int, ...] = (64,)
     top: tuple[int, ...] = (128, 64)
     dropout: float = 0.1

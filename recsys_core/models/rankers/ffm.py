@@ -13,16 +13,22 @@ That costs F times the parameters and O(F^2 k) per row (no FM shortcut), so k is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
-from recsys_core.models.rankers.base import FieldInput, Ranker, RankerConfig
+from recsys_core.models.base import Choice, Range
+from recsys_core.models.rankers.base import RANKER_SPACE, FieldInput, Ranker, RankerConfig
 
 
 @dataclass
 class FFMConfig(RankerConfig):
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        **RANKER_SPACE,
+        "embedding_dim": Choice((2, 4, 8), "per field pair: the FFM paper found 4 enough and little gained above"),
+    }
     embedding_dim: int = 4
 
 

@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
-from recsys_core.models.rankers.base import FieldInput, Ranker, RankerConfig, pairwise_interactions
+from recsys_core.models.base import Choice, Range
+from recsys_core.models.rankers.base import RANKER_SPACE, FieldInput, Ranker, RankerConfig, pairwise_interactions
 
 
 @dataclass
 class FMConfig(RankerConfig):
     # Quick profile: a third epoch; a higher learning rate instead did worse (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {**RankerConfig.QUICK, "epochs": 3}
-    pass
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**RANKER_SPACE}
 
 
 class FM(Ranker):

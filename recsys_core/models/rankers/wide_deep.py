@@ -14,13 +14,15 @@ The item-pair cross is hashed into ``cross_buckets`` weights, as crossed columns
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.models.base import Choice, Range
 from recsys_core.models.layers import mlp
-from recsys_core.models.rankers.base import SINGLE_FIELDS, FieldInput, Ranker, RankerConfig
+from recsys_core.models.rankers.base import DEEP_DROPOUT, RANKER_SPACE, SINGLE_FIELDS, FieldInput, Ranker, RankerConfig
 
 DEMOGRAPHICS = ("age", "gender", "occupation")
 _HASH_MULTIPLIER = 1_000_003  # a prime, so (last, item) pairs spread over the buckets
@@ -28,6 +30,7 @@ _HASH_MULTIPLIER = 1_000_003  # a prime, so (last, item) pairs spread over the b
 
 @dataclass
 class WideDeepConfig(RankerConfig):
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**RANKER_SPACE, "dropout": DEEP_DROPOUT}
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2
     cross_buckets: int = 2**18

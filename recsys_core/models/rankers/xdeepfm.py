@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from recsys_core.data.features import SideFeatures
+from recsys_core.models.base import Choice, Range
 from recsys_core.models.layers import mlp
-from recsys_core.models.rankers.base import FieldInput, Ranker, RankerConfig
+from recsys_core.models.rankers.base import DEEP_DROPOUT, RANKER_SPACE, FieldInput, Ranker, RankerConfig
 
 CIN_BLOCK = 1024
 
@@ -30,6 +31,7 @@ CIN_BLOCK = 1024
 class XDeepFMConfig(RankerConfig):
     # Quick profile: halve the CIN, the costliest part of any ranker, and train more gently (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {**RankerConfig.QUICK, "cin_layers": (8, 8), "learning_rate": 6e-3}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**RANKER_SPACE, "dropout": DEEP_DROPOUT}
     cin_layers: tuple[int, ...] = (16, 16)  # H_k, feature maps per CIN layer (the cost grows with H_k * H_{k-1})
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.2

@@ -17,10 +17,17 @@ import torch.nn.functional as F
 
 from recsys_core.data.sequences import BATCHINGS, WINDOWINGS
 from recsys_core.data.split import Split
-from recsys_core.models.base import TrainableConfig
+from recsys_core.models.base import LEARNING_RATE, Choice, Range, TrainableConfig
 
 LOSSES = ("softmax", "sampled_softmax", "bce")
 SHORT_HISTORY, LONG_HISTORY, LONG_HISTORY_MEAN = 50, 200, 150
+# What tuning searches for every sequential model; each adds its own. The history length and batching
+# stay with the data (data_defaults): they set the cost as much as the quality.
+SEQUENTIAL_SPACE: dict[str, Range | Choice] = {
+    "learning_rate": LEARNING_RATE,
+    "embedding_dim": Choice((32, 64, 128), "d: half to twice the default (the SASRec paper used 50)"),
+    "dropout": Range(0.0, 0.5, "none to the SASRec paper's 0.5 for its sparser datasets"),
+}
 
 
 @dataclass

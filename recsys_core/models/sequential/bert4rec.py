@@ -25,15 +25,25 @@ from torch import nn
 
 from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender
+from recsys_core.models.base import Batch, Choice, Range, Recommender
 from recsys_core.models.layers import TransformerBlock
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
+from recsys_core.models.sequential.base import (
+    SEQUENTIAL_SPACE,
+    SequentialConfig,
+    keep_recent,
+    next_item_loss,
+    next_item_work,
+)
 
 
 @dataclass
 class BERT4RecConfig(SequentialConfig):
     # Quick profile: twice the items masked, so each epoch teaches more; Cloze still trails full (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 15, "learning_rate": 5e-3, "mask_ratio": 0.4}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        **SEQUENTIAL_SPACE,
+        "mask_ratio": Range(0.1, 0.6, "rho: the paper's best on MovieLens was 0.2, larger ones did worse there"),
+    }
 
     n_layers: int = 2
     n_heads: int = 2

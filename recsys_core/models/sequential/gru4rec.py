@@ -24,14 +24,21 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
+from recsys_core.models.base import Batch, Choice, Range, Recommender
+from recsys_core.models.sequential.base import (
+    SEQUENTIAL_SPACE,
+    SequentialConfig,
+    keep_recent,
+    next_item_loss,
+    next_item_work,
+)
 
 
 @dataclass
 class GRU4RecConfig(SequentialConfig):
     # Quick profile: fewer epochs at twice the rate; sampled softmax, though cheaper, did worse (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 10, "learning_rate": 6e-3}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {**SEQUENTIAL_SPACE}
 
     n_layers: int = 1
     dropout: float = 0.2

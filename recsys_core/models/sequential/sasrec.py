@@ -24,15 +24,25 @@ from torch import nn
 
 from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
-from recsys_core.models.base import Batch, Recommender
+from recsys_core.models.base import Batch, Choice, Range, Recommender
 from recsys_core.models.layers import TransformerBlock
-from recsys_core.models.sequential.base import SequentialConfig, keep_recent, next_item_loss, next_item_work
+from recsys_core.models.sequential.base import (
+    SEQUENTIAL_SPACE,
+    SequentialConfig,
+    keep_recent,
+    next_item_loss,
+    next_item_work,
+)
 
 
 @dataclass
 class SASRecConfig(SequentialConfig):
     # Quick profile: fewer epochs at twice the rate; sampled softmax, though cheaper, did worse (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 12, "learning_rate": 6e-3}
+    SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
+        **SEQUENTIAL_SPACE,
+        "n_layers": Range(1, 3, "attention blocks: the paper's 2, and one either side", integer=True),
+    }
 
     n_layers: int = 2
     n_heads: int = 1

@@ -1,0 +1,154 @@
+"""Fair tuning on MovieLens-100K: every model with the same Optuna trial budget, the default and the
+tuned figures side by side, and a paired test of tuned against default per model, written to
+docs/benchmarks.md.
+
+    python bench/tuning.py [--dataset ml-100k] [--models all|NAME,...] [--trials 20] [--reuse]
+    python bench/tuning.py --report-only
+
+Each model is tuned alone, in a fresh ``python -m recsys_core tune --trials N`` process (all cores
+to it), in a bench store of its own (``artifacts/bench-tuning/``, studies in its ``tuning.db``), so
+the lab's own models are untouched. Rankers are tuned over their retriever's candidates, so the
+retriever (sasrec) is trained there first with its defaults. Per model: validation and test
+NDCG@10 of the defaults (the study's first trial) and of the best trial, with 95% CIs; trials
+finished and pruned; the study's time; and a paired test (t-test, Wilcoxon, bootstrap CI of the
+difference) of the tuned model's per-user test NDCG@10 against the defaults'. Test chooses
+nothing: it is computed once for each of the two. Results are kept in ``docs/tuning/runs.json``
+as each model finishes, and ``--reuse`` skips those already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from bench.sections import write_section  # noqa: E402
+from recsys_core.data import load_dataset  # noqa: E402
+from recsys_core.data.split import PROTOCOL  # noqa: E402
+from recsys_core.metrics import paired_test  # noqa: E402
+from recsys_core.models import DEFAULT_ZOO, REGISTRY  # noqa: E402
+from recsys_core.store.artifacts import read_per_user  # noqa: E402
+from recsys_core.training.tuning import default_storage, open_storage, study_name, summarise  # noqa: E402
+
+MARKER = "<!-- tuning -->"
+STORE = ROOT / "artifacts" / "bench-tuning"
+RESULTS = ROOT / "docs" / "tuning" / "runs.json"
+
+
+def run(command: list[str], log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as out:
+        subprocess.run(command, cwd=ROOT, env={**os.environ, "DEEPREC_ARTIFACTS_DIR": str(STORE)}, check=True,
+                       stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def tune_one(dataset: str, model: str, trials: int) -> dict:
+    os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)  # this process reads the bench store too
+    data = load_dataset(dataset)
+    retriever = REGISTRY[model].config_class().retriever()
+    if retriever and not (STORE / data.name / retriever / "metrics.json").exists():
+        run([sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", retriever, "--no-maps"],
+            STORE / f"{dataset}-{retriever}-train.log")  # fmt: skip
+    load = os.getloadavg()[0]
+    command = [sys.executable, "-m", "recsys_core", "tune", "--dataset", dataset, "--models", model,
+               "--trials", str(trials), "--study", f"bench-{trials}"]  # fmt: skip
+    seconds = run(command, STORE / f"{dataset}-{model}-tune.log")
+    study = optuna.load_study(study_name=study_name(data, model, f"bench-{trials}"),
+                              storage=open_storage(default_storage(data)))  # fmt: skip
+    report = summarise(study, model)
+    default = next(t for t in study.trials if t.user_attrs.get("defaults"))
+    tuned = read_per_user(data.name, model)["NDCG@10"].to_numpy()
+    before = np.array(default.user_attrs["test NDCG@10 per user"])
+    return {"model": model, "dataset": dataset, "trials": trials, "finished": report.finished, "pruned": report.pruned,
+            "default_valid": report.default_valid, "default_test": report.default_test,
+            "tuned_valid": report.tuned_valid, "tuned_test": report.tuned_test, "best_params": report.best_params,
+            "study_s": seconds, "load_before": load, "load_after": os.getloadavg()[0],
+            "paired": paired_test(tuned, before) if len(tuned) == len(before) else None,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores"}  # fmt: skip
+
+
+def stored() -> dict[str, dict]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def keep(result: dict) -> None:
+    results = stored()
+    results[f"{result['dataset']}/{result['model']}"] = result
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, default=float))
+
+
+def with_ci(estimate: list | None) -> str:
+    if not estimate:
+        return "-"
+    return f"{estimate[0]:.4f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
+
+
+def report(dataset: str) -> str:
+    rows = [r for r in stored().values() if r["dataset"] == dataset]
+    if not rows:
+        return f"{MARKER}\n## Fair tuning on {dataset}\n\nNot run yet: `python bench/tuning.py`.\n{MARKER}"
+    budgets = sorted({r["trials"] for r in rows})
+    loads = [x for r in rows for x in (r["load_before"], r["load_after"])]
+    lines = [MARKER, f"## Fair tuning on {dataset}: the same budget for every model", "",
+             f"`python bench/tuning.py --trials {budgets[0]}`, {rows[0]['machine']}; each model's study in its own "
+             f"`python -m recsys_core tune` process. Budget: {', '.join(map(str, budgets))} trials per model "
+             "(TPE, seeded; median pruner; the defaults as trial 0). Objective: validation NDCG@10; test computed "
+             f"once for the defaults and once for the best trial. Load average (1 min) {min(loads):.1f} to "
+             f"{max(loads):.1f}. Protocol: {PROTOCOL}.", "",
+             "| model | trials (pruned) | default valid | tuned valid | default test [95% CI] | tuned test [95% CI] "
+             "| difference [bootstrap 95% CI] | paired t p | Wilcoxon p | study min | best settings |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in sorted(rows, key=lambda r: list(DEFAULT_ZOO).index(r["model"])):
+        p = r["paired"] or {}
+        diff = "-"
+        if p:
+            diff = f"{p['mean_difference']:+.4f} [{p['bootstrap_ci_low']:+.4f}, {p['bootstrap_ci_high']:+.4f}]"
+        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in r["best_params"].items())
+        lines.append(f"| {r['model']} | {r['finished']} ({r['pruned']}) | {r['default_valid']:.4f} | "
+                     f"{r['tuned_valid']:.4f} | {with_ci(r['default_test'])} | {with_ci(r['tuned_test'])} | {diff} | "
+                     f"{p.get('t_test_p', float('nan')):.3g} | {p.get('wilcoxon_p', float('nan')):.3g} | "
+                     f"{r['study_s'] / 60:.1f} | {settings} |")  # fmt: skip
+    lines += ["", MARKER]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--models", default="all")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true", help="skip models already in docs/tuning/runs.json")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    models = [m for m in (DEFAULT_ZOO if args.models == "all" else args.models.split(","))
+              if REGISTRY[m].config_class.SEARCH_SPACE]  # fmt: skip
+    STORE.mkdir(parents=True, exist_ok=True)
+    for model in [] if args.report_only else models:
+        if args.reuse and f"{args.dataset}/{model}" in stored():
+            continue
+        print(f"tuning {model} ({args.trials} trials) …", flush=True)
+        result = tune_one(args.dataset, model, args.trials)
+        keep(result)
+        print(f"  valid {result['default_valid']:.4f} -> {result['tuned_valid']:.4f} in "
+              f"{result['study_s'] / 60:.1f} min", flush=True)  # fmt: skip
+    section = report(args.dataset)
+    write_section(ROOT / "docs" / "benchmarks.md", MARKER, section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
