@@ -2,7 +2,7 @@
 
 python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
 python -m recsys_core tune --dataset ml-100k --models bpr,sasrec --trials 20
-python -m recsys_core tune --dataset ml-100k --models sasrec --trials 40 --storage postgresql://host/db
+python -m recsys_core tune --dataset ml-100k --models sasrec --trials 40 --storage postgresql+psycopg://host/db
 python -m recsys_core evaluate --dataset ml-100k --json
 python -m recsys_core recommend --dataset ml-100k --model ease --k 10 < requests.jsonl
 python -m recsys_core recommend --dataset ml-100k --model bpr --index hnsw < requests.jsonl

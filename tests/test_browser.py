@@ -358,7 +358,7 @@ def test_a_study_started_in_the_browser_shows_its_trials_and_figures(training_se
     page.get_by_role("button", name="Start tuning").click()
     # Trials show as they finish, then the study's figures and the default-against-tuned table.
     page.get_by_text("Trials of the", exact=False).first.wait_for(timeout=180_000)
-    page.get_by_text("ease: 3 of 3 trials", exact=False).first.wait_for(timeout=180_000)
+    page.get_by_text("3 of 3 trials finished", exact=False).first.wait_for(timeout=180_000)
     settle(page, "Default against tuned")
     check_no_error(page)
     assert page.locator(".js-plotly-plot").count() >= 1

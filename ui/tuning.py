@@ -11,6 +11,7 @@ import streamlit as st
 
 from recsys_core.data import PROTOCOL, Dataset
 from recsys_core.models import REGISTRY
+from recsys_core.models.base import Choice
 from recsys_core.store.artifacts import TrainingLocked
 from recsys_core.training.jobs import job_status, lock_holder, start_tune_job
 from recsys_core.training.tuning import (
@@ -86,9 +87,11 @@ def _studies(dataset: Dataset) -> None:
     st.subheader("Default against tuned")
     st.dataframe(comparison_table(list(reports.values())), hide_index=True, width="stretch")
     st.caption(f"Validation chose; test was computed once per column. Protocol: {PROTOCOL}.")
-    model = st.selectbox("Study", list(studies), key="tune_study",
-                         format_func=lambda m: f"{m}: {reports[m].finished} of {reports[m].trials} trials")  # fmt: skip
-    study = studies[model]
+    model = st.selectbox("Study", list(studies), key="tune_study")
+    study, report = studies[model], reports[model]
+    best = "" if report.best_trial is None else (f"; best: trial {report.best_trial}, {OBJECTIVE} "
+                                                 f"{report.tuned_valid:.4f}")  # fmt: skip
+    st.write(f"**{model}**: {report.finished} of {report.trials} trials finished ({report.pruned} pruned){best}.")
     left, right = st.columns(2)
     left.plotly_chart(optuna.visualization.plot_optimization_history(study, target_name=OBJECTIVE),
                       width="stretch", key=f"tune_history_{model}")  # fmt: skip
@@ -98,9 +101,20 @@ def _studies(dataset: Dataset) -> None:
         right.info("Parameter importances need at least two completed trials with different settings.")
     else:
         right.plotly_chart(importances, width="stretch", key=f"tune_importances_{model}")
-    space = study.user_attrs.get("search_space", {})
-    st.caption("Searched: " + "; ".join(f"{k} {literal(v)}" for k, v in space.items()) + ". " +
-               f"A trial silent for {GRACE_S} s (its process died) is run again.")  # fmt: skip
+    st.caption(f"What {model} searches (its config's SEARCH_SPACE). A trial silent for {GRACE_S} s (its process "
+               "died) is run again.")  # fmt: skip
+    st.dataframe(pd.DataFrame(space_rows(model)), hide_index=True, width="stretch")
+
+
+def space_rows(model: str) -> list[dict[str, object]]:
+    rows = []
+    for setting, space in REGISTRY[model].config_class.SEARCH_SPACE.items():
+        if isinstance(space, Choice):
+            values = ", ".join(map(str, space.options))
+        else:
+            values = f"{space.low:g} to {space.high:g}" + (" (log scale)" if space.log else "")
+        rows.append({"setting": setting, "values": values, "why": space.reason})
+    return rows
 
 
 def comparison_table(reports: list[TuneReport]) -> pd.DataFrame:

@@ -77,7 +77,12 @@ def open_storage(url: str, grace_s: int = GRACE_S) -> optuna.storages.RDBStorage
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                                               grace_period=grace_s)  # fmt: skip
     except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server are many
-        raise TuningError(f"cannot open the study storage {url!r}: {error}") from error
+        hint = ""
+        if isinstance(error, ImportError):
+            hint = " (install the database's driver: for PostgreSQL, pip install 'psycopg[binary]' and a " \
+                   "postgresql+psycopg:// URL)"
+        raise TuningError(f"cannot open the study storage {safe_url(url)}: {type(error).__name__}: "
+                          f"{str(error).replace(url, safe_url(url))}{hint}") from error
 
 
 def suggest(trial: optuna.Trial, name: str, space: Range | Choice) -> object:
