@@ -7,7 +7,7 @@ import time
 import pytest
 
 from recsys_core.store.artifacts import TrainingLocked, load_artifact, read_manifest, training_lock
-from recsys_core.training.jobs import cancel_job, job_status, read_events, start_job
+from recsys_core.training.jobs import cancel_job, job_status, read_events, start_job, start_tune_job
 
 
 def wait_for(condition, timeout=120.0):
@@ -62,3 +62,16 @@ def test_a_training_elsewhere_refuses_a_job(isolated_store):
     with training_lock("synthetic"), pytest.raises(TrainingLocked, match="already running"):
         start_job("synthetic", ["pop"])
     assert job_status("synthetic").state == "none"
+
+
+def test_a_tuning_job_reports_its_trials_and_refuses_a_second_job(isolated_store, synthetic):
+    status = start_tune_job("synthetic", ["ease"], trials=3, device="cpu")
+    assert status.kind == "tune" and status.models == ["ease"]
+    final = wait_for(lambda: (s := job_status("synthetic")).state != "running" and s)
+    assert final.state == "finished", final.log_tail
+    assert final.done == ["ease"] and final.fraction == 1.0
+    assert [t["trial"] for t in final.trials_seen] == [0, 1, 2]
+    assert all(t["state"] == "COMPLETE" and t["valid_ndcg"] > 0 for t in final.trials_seen)
+    assert load_artifact(synthetic, "ease").info["tuning"]["trials"] == 3
+    with pytest.raises(ValueError, match="trials must be at least 1"):
+        start_tune_job("synthetic", ["ease"], trials=0)
