@@ -269,7 +269,7 @@ def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(training_serve
     files.nth(1).set_input_files(str(items))
     page.get_by_role("textbox", name="Dataset name").fill("shop")
     page.get_by_role("button", name="Add the dataset").click()
-    settle(page, "Dataset shop added")
+    settle(page, "Dataset shop added", timeout=180_000)  # the first run on this server, under CI's load
     check_no_error(page)
     expect(page.get_by_label("Dataset", exact=True).first).to_have_value("shop")  # the sidebar switched
     page.get_by_role("tab", name="Train models").click()

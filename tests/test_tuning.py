@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import optuna
 import pytest
+import sqlalchemy.exc
 import torch
 from optuna.trial import TrialState
 
@@ -122,6 +123,16 @@ def tune_process(url: str, trials: int, *extra: str) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
 
 
+def running_trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name="synthetic/ease", storage=url)
+        return [t for t in study.trials if t.state == TrialState.RUNNING]
+    except KeyError:
+        return []  # not created yet
+    except sqlalchemy.exc.OperationalError:
+        return []  # locked: the process was frozen while writing; look again later
+
+
 def finished_trials(url: str) -> list[optuna.trial.FrozenTrial]:
     study = optuna.load_study(study_name="synthetic/ease", storage=url)
     return [t for t in study.trials if t.state in FINISHED]
@@ -150,12 +161,11 @@ def test_a_killed_tune_loses_only_its_running_trial_and_resumes(tmp_path):
     first = tune_process(url, 5, "--grace", "2")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill it in the middle of a trial
-        try:
-            study = optuna.load_study(study_name="synthetic/ease", storage=url)
-            if any(t.state == TrialState.RUNNING for t in study.trials):
+        if running_trials(url):
+            first.send_signal(signal.SIGSTOP)  # frozen, then checked: the trial may have ended meanwhile
+            if running_trials(url):
                 break
-        except KeyError:
-            pass  # not created yet
+            first.send_signal(signal.SIGCONT)
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import ArgumentError
 
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
 from recsys_core.data.split import PROTOCOL
@@ -66,23 +67,32 @@ def study_name(dataset: Dataset, model: str, prefix: str | None = None) -> str:
     return f"{prefix or dataset.name}/{model}"
 
 
-def open_storage(url: str, grace_s: int = GRACE_S) -> optuna.storages.RDBStorage:
+def open_storage(url: str, grace_s: int = GRACE_S, attempts: int = 5) -> optuna.storages.RDBStorage:
     # SQLite lets one writer in at a time: the others wait up to a minute instead of failing.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     heartbeat = max(1, min(HEARTBEAT_S, grace_s // 3))
-    try:
-        with warnings.catch_warnings():
-            # Optuna marks heartbeats experimental; they are what lets a killed process lose only its trial.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                              grace_period=grace_s)  # fmt: skip
-    except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server are many
-        hint = ""
-        if isinstance(error, ImportError):
-            hint = " (install the database's driver: for PostgreSQL, pip install 'psycopg[binary]' and a " \
-                   "postgresql+psycopg:// URL)"
-        raise TuningError(f"cannot open the study storage {safe_url(url)}: {type(error).__name__}: "
-                          f"{str(error).replace(url, safe_url(url))}{hint}") from error
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                # Optuna marks heartbeats experimental; they are what lets a killed process lose only its trial.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                                  grace_period=grace_s)  # fmt: skip
+        except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server are many
+            # Processes started together on a new database race to create its tables: try again.
+            if isinstance(error, ImportError | ArgumentError) or attempt == attempts - 1:
+                raise storage_error(url, error) from error
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def storage_error(url: str, error: Exception) -> TuningError:
+    hint = ""
+    if isinstance(error, ImportError):
+        hint = " (install the database's driver: for PostgreSQL, pip install 'psycopg[binary]' and a " \
+               "postgresql+psycopg:// URL)"
+    return TuningError(f"cannot open the study storage {safe_url(url)}: {type(error).__name__}: "
+                       f"{str(error).replace(url, safe_url(url))}{hint}")
 
 
 def suggest(trial: optuna.Trial, name: str, space: Range | Choice) -> object:
