@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
+from bench.scale import with_ci  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
@@ -90,10 +91,8 @@ def keep(result: dict) -> None:
     RESULTS.write_text(json.dumps(results, indent=1, default=float))
 
 
-def with_ci(estimate: list | None) -> str:
-    if not estimate:
-        return "-"
-    return f"{estimate[0]:.4f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
+def test_ci(estimate: list | None) -> str:
+    return with_ci(estimate) if estimate else "-"
 
 
 def report(dataset: str) -> str:
@@ -119,7 +118,7 @@ def report(dataset: str) -> str:
         settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in r["best_params"].items())
         lines.append(f"| {r['model']} | {r['finished']} ({r['pruned']}) | {r['default_valid']:.4f} | "
-                     f"{r['tuned_valid']:.4f} | {with_ci(r['default_test'])} | {with_ci(r['tuned_test'])} | {diff} | "
+                     f"{r['tuned_valid']:.4f} | {test_ci(r['default_test'])} | {test_ci(r['tuned_test'])} | {diff} | "
                      f"{p.get('t_test_p', float('nan')):.3g} | {p.get('wilcoxon_p', float('nan')):.3g} | "
                      f"{r['study_s'] / 60:.1f} | {settings} |")  # fmt: skip
     lines += ["", MARKER]

@@ -221,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    # Optuna loads in about a second: only the command that needs it pays for it.
+    # Importing Optuna takes seconds here: only the command that needs it pays for it.
     import optuna
 
     from recsys_core.training.tuning import GRACE_S, TuneEvent, TuningError, tune_models
