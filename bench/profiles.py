@@ -1,7 +1,7 @@
 """The training profiles on MovieLens-100K: how long the whole default zoo takes to train, and how
 close each model's quick-profile NDCG@10 comes to its full profile, written to docs/benchmarks.md.
 
-    python bench/profiles.py [--dataset ml-100k|ml-1m-sas|PATH] [--runs quick-1,quick,full]
+    python bench/profiles.py [--dataset ml-100k|ml-1m-sas|PATH] [--runs quick-1,quick,full] [--keep DIR]
 
 Each run is ``python -m recsys_core train --models all`` in a fresh process and a fresh artifact
 store (a temporary folder), exactly as the home page's job starts it, embedding maps included:
@@ -14,12 +14,14 @@ store (a temporary folder), exactly as the home page's job starts it, embedding 
 Per run: the wall time until the last model landed (what a user waits for before every view is
 complete), the maps' share after that, and per model its training seconds and test NDCG@10
 (protocol of SPEC section 3). Bars (issue 8): on a 2-core CPU, quick < 5 min, full < 20 min, each
-model within 10% of its full-profile NDCG@10 or the gap stated.
+model within 10% of its full-profile NDCG@10 or the gap stated. ``--keep DIR`` trains the last run
+into DIR (empty) and keeps it: a whole trained zoo for ``bench/ui.py --store DIR`` to serve.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,10 +52,13 @@ RESULTS = ROOT / "docs" / "profiles" / "runs.json"
 RUNS = {"quick-1": ("--quick", "--workers", "1"), "quick": ("--quick",), "full": ()}
 
 
-def train_zoo(dataset: str, run: str) -> dict:
-    """One ``train --models all`` in a fresh store: wall times and each model's figures."""
+def train_zoo(dataset: str, run: str, keep: Path | None = None) -> dict:
+    """One ``train --models all`` in a fresh store (``keep``, or a temporary folder): wall times and
+    each model's figures."""
     folder_name = load_dataset(dataset).name  # a CSV's store folder is named by its content
-    with tempfile.TemporaryDirectory(prefix=f"profile-{run}-") as store:
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise SystemExit(f"{keep} is not empty: the zoo is timed from an empty store")
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(prefix=f"profile-{run}-") as store:
         journal = Path(store) / "progress.jsonl"
         command = [sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", "all",
                    "--progress-jsonl", str(journal), *RUNS[run]]  # fmt: skip
@@ -95,7 +100,7 @@ def report(dataset: str, results: dict[str, dict], marker: str = MARKER) -> str:
     ]
     for run, result in results.items():
         profile = run.split("-")[0]
-        bar = BARS_S[profile] if run in BARS_S else None
+        bar = BARS_S[profile] if run in BARS_S and dataset == "ml-100k" else None  # issue 8's bars are for ML-100K
         verdict = "" if bar is None else ("met" if result["all_landed_s"] < bar else "**missed**")
         label = {"quick-1": "quick, one model at a time (baseline)", "quick": f"quick, {workers} at once",
                  "full": f"full, {workers} at once"}[run]  # fmt: skip
@@ -135,13 +140,15 @@ def main() -> None:
     parser.add_argument("--runs", default="quick-1,quick,full")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--report-only", action="store_true", help="rebuild the section from the stored runs")
+    parser.add_argument("--keep", type=Path, help="train the last run into this empty folder and keep it")
     args = parser.parse_args()
     label, source = args.dataset, SCALE_DATASETS.get(args.dataset, args.dataset)  # ml-1m-sas: the shared file
     marker = MARKER if label == "ml-100k" else f"<!-- profiles {label} -->"
-    for run in args.runs.split(","):
+    runs = args.runs.split(",")
+    for run in runs:
         if not args.report_only:
             print(f"training the zoo: {run} …", flush=True)
-            result = train_zoo(source, run)
+            result = train_zoo(source, run, args.keep if run == runs[-1] else None)
             print(f"  all landed in {result['all_landed_s']:.0f} s, whole run {result['total_s']:.0f} s", flush=True)
             stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
             stored.setdefault(label, {})[run] = result
