@@ -49,7 +49,9 @@ class BERT4RecConfig(SequentialConfig):
     n_heads: int = 2
     mask_ratio: float = 0.2  # the paper's rho: share of items hidden per training sequence
     dropout: float = 0.2
-    # Learning from a fifth of the positions, it climbs more slowly and unevenly than SASRec.
+    # Learning from a fifth of the positions, it climbs more slowly and unevenly than SASRec, and on
+    # ml-1m-sas it sat at popularity's level for seven epochs first: patience 5 would have stopped it
+    # there (docs/benchmarks.md, the patience replay of "The lab at ten times the data").
     patience: int = 10
 
     def __post_init__(self) -> None:
