@@ -1,120 +1,30 @@
-"""DeepRec Lab home: what the lab is, the dataset, which models are trained, background training."""
+"""DeepRec Lab: ``streamlit run app.py``. Every page runs through here: the sidebar's grouped page list,
+the dataset selector and the training status, then the page itself (``app_pages/``).
+
+The views live in ``app_pages/``, not ``pages/``: Streamlit runs a fresh server's first script run
+through its older folder-based navigation when a ``pages/`` folder exists, and a shared link to a
+view then opened with a "Page not found" dialog."""
 
 from __future__ import annotations
 
-import time
+import sys
 
 import streamlit as st
 
-from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from recsys_core.store.artifacts import TrainingLocked, damaged_models, leaderboard
-from recsys_core.training.jobs import job_status, lock_holder, start_job
-from recsys_core.training.schedule import default_workers
-from ui import (
-    dataset_metrics,
-    leaderboard_table,
-    literal,
-    select_dataset,
-    trained_versions,
-    training_allowed,
-    training_panel,
-)
-
-# The quick zoo's wall time on a 2-core CPU until every model is stored, measured by bench/profiles.py
-# on MovieLens-100K (docs/benchmarks.md, "Training profiles"; the embedding maps take another 1.4 minutes).
-QUICK_ZOO_MINUTES, QUICK_ZOO_INTERACTIONS = 4.1, 100_000
-
 st.set_page_config(page_title="DeepRec Lab", page_icon="🎬", layout="wide")
+# A fresh server's first visit imports PyTorch and the model zoo (seconds) before the dataset can be
+# opened: a status box says so at once, and the dataset's own progress continues in it.
+# Always drawn, even empty: the elements below keep their places (a tab stays chosen) on the runs
+# that need no status box.
+top = st.container()
+status = None
+if "ui" not in sys.modules:
+    status = top.status("Starting the lab…", expanded=True)
+    status.write("Loading PyTorch and the model zoo (once per server start).")
 
-st.title("DeepRec Lab")
-st.markdown(
-    "An interactive lab for deep-learning recommender systems: every model of the canon, from "
-    "popularity and EASE to LightGCN, Mult-VAE, the two-tower and SASRec/BERT4Rec, trained on real "
-    "data and compared on **one honest protocol**.\n\n"
-    "**How to use it.** Pick a dataset in the sidebar and train the models below (they train in the "
-    "background; every view picks them up as they land). Then open a view in the sidebar:\n"
-    "- **Overview**: the data's long tails, genres and time; the leaderboard with confidence "
-    "intervals; training curves; a card per model.\n"
-    "- **User Explorer**: pick a user and see every model's top 10 side by side, why, and how much "
-    "the models agree.\n"
-    "- **Session Playground**: build a viewing session title by title and watch the sequential "
-    "models' next-item predictions and attention change.\n"
-    "- **Embedding Maps**: what each model learned, drawn in 2-D: items (or users) it finds alike sit "
-    "together; a user's history, a session and the recommendations on top.\n"
-    "- **Pipeline**: one request through retrieval (exact or FAISS) and ranking, timed live, with the "
-    "held-out item followed through each stage.\n"
-    "- **Evaluate and AB**: the metrics with confidence intervals, per-user distributions, a paired "
-    "significance test between two models, and an A/B test simulator with a plain-language verdict.\n"
-    "- **Train**: retrain any model with your own settings, on a GPU when there is one, and bring "
-    "your own interactions CSV."
-)
+from ui.navigation import navigate  # noqa: E402 - after the status box, on purpose
+from ui.views import select_dataset  # noqa: E402
 
-dataset = select_dataset(training_status=False)  # this page shows the job itself
-name = dataset.name
-summary = dataset.summary()
-st.subheader(f"Dataset: {name}")
-dataset_metrics(summary)
-st.caption(f"Source: {literal(summary['source'])}")
-
-st.subheader("Training")
-trained = trained_versions(name)
-damaged = damaged_models(name)
-missing = [m for m in DEFAULT_ZOO if m not in trained or m in damaged]
-st.write(f"**{len(trained)}** of {len(REGISTRY)} models trained on {name}: " + (", ".join(trained) or "none yet") + ".")
-for problem in damaged.values():
-    st.warning(problem)
-
-
-def start(models: list[str]) -> None:
-    try:
-        start_job(name, models, quick=True, maps=True, reference=dataset.reference)
-    except (TrainingLocked, ValueError, OSError) as error:
-        st.session_state["job_error"] = str(error)
-
-
-error = st.session_state.pop("job_error", None)
-if error:
-    st.warning(error)
-training_panel(name)
-holder = None if job_status(name).running else lock_holder(name)
-if holder:
-    st.info(
-        f"A training started outside the browser is running on {name} ({holder}); models appear in every "
-        "view as they land. Reload the page to see them."
-    )
-elif not job_status(name).running:
-    if not training_allowed():
-        st.info(
-            "Training from the browser is switched off here (DEEPREC_UI_TRAINING=0); "
-            "use `python -m recsys_core train` on the server."
-        )
-    elif missing:
-        what = "the default zoo" if not trained else f"the {len(missing)} missing or damaged models"
-        size = dataset.n_interactions / QUICK_ZOO_INTERACTIONS
-        # Measured on ml-1m-sas (docs/benchmarks.md, "The lab at ten times the data"): 10x the data took
-        # up to 30 times as long per model (SASRec), so a larger dataset is not promised the 100K figure.
-        larger = (f" This dataset has {dataset.n_interactions:,} interactions, {size:.0f} times as many: expect "
-                  "much longer (on MovieLens-1M, SASRec took 30 times its MovieLens-100K time)."
-                  if size >= 2 else "")  # fmt: skip
-        st.info(
-            f"Train {what} ({', '.join(missing)}) with the quick profile (each model's quick settings: fewer "
-            f"epochs, a faster learning rate), in the background, {default_workers('auto')} models at a time. Views "
-            "become usable as each model lands: the baselines within seconds, then the sequential models; the whole "
-            f"zoo in about {QUICK_ZOO_MINUTES} minutes on a 2-core CPU for MovieLens-100K's 100,000 interactions "
-            f"(docs/benchmarks.md).{larger}"
-        )
-        if st.button(f"Train {what} (quick profile)", type="primary", key="train_zoo"):
-            start(missing)
-            time.sleep(0.3)  # let the job write its first line before the page polls it
-            st.rerun()
-    else:
-        st.caption("Every registered model is trained. Retrain any of them with `python -m recsys_core train`.")
-
-st.subheader("Leaderboard")
-board = leaderboard(name)
-if board.empty:
-    st.info("No model is trained on this dataset yet: the leaderboard appears as soon as the first one lands.")
-    st.stop()
-leaderboard_table(board)
-best = board.iloc[0]
-st.success(f"Best so far: **{best['model']}** with NDCG@10 {best['NDCG@10']:.4f} {best['NDCG@10 95% CI']}.")
+page, view = navigate()
+select_dataset(training_status=view.sidebar_status, status=status, place=top)
+page.run()

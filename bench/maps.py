@@ -95,7 +95,7 @@ def page_timings(dataset_name: str, repeats: int) -> dict[str, list[float]]:
     os.environ["DEEPREC_DATASET"] = dataset_name
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     started = time.perf_counter()
-    at.switch_page("pages/4_Embedding_Maps.py").run()
+    at.switch_page("app_pages/embedding_maps.py").run()
     first = [time.perf_counter() - started]
     assert not at.exception, [e.value for e in at.exception]
     later = []

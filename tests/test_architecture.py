@@ -58,7 +58,7 @@ def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
 
 def sources() -> list[Path]:
     """The library and the app: what the layering holds to."""
-    return sorted([*PACKAGE.rglob("*.py"), *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").rglob("*.py"),
+    return sorted([*PACKAGE.rglob("*.py"), *(ROOT / "app_pages").glob("*.py"), *(ROOT / "ui").rglob("*.py"),
                    ROOT / "app.py"])  # fmt: skip
 
 

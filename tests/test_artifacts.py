@@ -18,6 +18,7 @@ from recsys_core.store.artifacts import (
     ArtifactMismatch,
     ArtifactMissing,
     TrainingLocked,
+    best_per_family,
     damaged_models,
     leaderboard,
     load_artifact,
@@ -227,3 +228,25 @@ def test_kill_9_during_training_and_a_concurrent_start_leave_artifacts_intact(is
     # the kernel released the dead process's lock: a new training starts at once
     with training_lock("synthetic"):
         pass
+
+
+def test_best_per_family_is_chosen_on_validation_never_on_test(synthetic, isolated_store):
+    """Planted: each model's validation figure (a full profile's stored metrics, or its history's
+    best epoch or setting) and a test figure that would rank them the other way."""
+    planted = {  # model: (validation NDCG@10 as stored, test NDCG@10)
+        "pop": ({"history": [{"valid NDCG@10": 0.05}]}, 0.9),
+        "ease": ({"history": [{"l2": 1, "valid NDCG@10": 0.20}, {"l2": 10, "valid NDCG@10": 0.30}]}, 0.1),
+        "itemknn": ({"history": [{"valid NDCG@10": 0.25}]}, 0.8),
+        "gmf": ({"history": [{"epoch": 1, "valid NDCG@10": 0.10}, {"epoch": 2, "valid NDCG@10": 0.15}]}, 0.7),
+        "mlp": ({"valid": 0.18, "history": [{"epoch": 1, "valid NDCG@10": 0.02}]}, 0.2),
+        "bpr": ({"valid": 0.12, "history": []}, 0.6),
+        "sasrec": ({"history": [{"epoch": 1}]}, 0.95),  # no validation figure recorded: last
+    }
+    for name, (valid, test) in planted.items():
+        metrics = stored_metrics(test)
+        if "valid" in valid:
+            metrics["valid"] = stored_metrics(valid["valid"])["test"]
+        save_artifact(synthetic, build_model(name, synthetic.n_users, synthetic.n_items), metrics, valid["history"], {})
+    # baselines: ease (0.30) beats itemknn and pop; NCF: mlp's stored 0.18 beats gmf's best epoch 0.15
+    assert best_per_family("synthetic") == ["ease", "mlp", "bpr", "sasrec"]
+    assert best_per_family("synthetic", limit=2) == ["ease", "mlp"]

@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from recsys_core.data import (
     make_synthetic,
     movielens,
     normalise_id,
+    obtain_dataset,
 )
 from recsys_core.data.csv_loader import load_interactions_csv, parse_interactions_csv
 from recsys_core.data.features import context_features, item_features, popularity_buckets, user_features
@@ -180,6 +183,37 @@ def test_without_any_source_the_message_offers_the_synthetic_dataset(tmp_path, m
         load_dataset("ml-100k", root=tmp_path)
     message = str(info.value)
     assert "GroupLens zip: no route to host" in message and "synthetic" in message
+
+
+def test_obtaining_reports_each_source_as_it_is_tried(tmp_path, monkeypatch):
+    """What a first visit's status box shows: every source in order, and why each failed."""
+
+    def refused(*args, **kwargs):
+        raise OSError("connection refused")
+
+    class SlowResponse:  # a 1 MB zip in 256 KiB chunks, its length announced
+        def __init__(self):
+            self.headers = {"Content-Length": str(1_000_000)}
+            self.left = 1_000_000
+
+        def read(self, size):
+            chunk, self.left = b"x" * min(size, self.left), self.left - min(size, self.left)
+            return chunk
+
+    lines: list[str] = []
+    answer = contextlib.nullcontext(SlowResponse())
+    monkeypatch.setattr(movielens.urllib.request, "urlopen", lambda url, timeout: answer)
+    monkeypatch.setattr(movielens, "_fetch_recbole_copy", refused)
+    with pytest.raises(DatasetUnavailable):
+        obtain_dataset("ml-100k", root=tmp_path, progress=lines.append)
+    assert lines[0] == f"Looking for a local copy in {tmp_path / 'ml-100k'}."
+    assert lines[1].startswith(f"Trying the GroupLens zip ({movielens.GROUPLENS}/ml-100k.zip")
+    assert lines[2:6] == ["Downloaded 0.3 of 1.0 MB.", "Downloaded 0.5 of 1.0 MB.", "Downloaded 0.8 of 1.0 MB.",
+                          "Downloaded 1.0 of 1.0 MB."]  # fmt: skip
+    assert lines[6].startswith("The GroupLens zip failed (") and "MD5" in lines[6]
+    assert lines[7].startswith("Trying the copy inside the recbole==1.2.1 wheel on PyPI")
+    assert lines[8] == "The recbole==1.2.1 wheel failed (connection refused)."
+    assert obtain_dataset("synthetic", progress=lines.append) is None and len(lines) == 9  # nothing to fetch
 
 
 def test_real_movielens_100k_is_verified_and_cached(ml100k, tmp_path):

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from recsys_core.data.stats import genre_counts, interactions_over_time, rating_counts, user_activity, user_history
-from recsys_core.models import build_model
+from recsys_core.models import build_model, history_readers
 from recsys_core.serving.explain import (
     ReasonVectors,
     because_you_watched,
+    compare_lists,
     final_attention,
     jaccard,
     overlap_matrix,
@@ -70,6 +71,19 @@ def test_final_attention_averages_layers_and_heads():
     weights[1, :, -1] = [0.0, 0.5, 0.5]
     assert np.allclose(final_attention(weights, 3), [0.25, 0.5, 0.25])
     assert np.allclose(final_attention(weights, 2), [0.25, 0.5])  # bert4rec: the [mask] column is dropped
+
+
+def test_compare_lists_counts_in_how_many_lists_each_item_is():
+    frame = compare_lists({"a": ["x", "y", "z"], "b": ["y", "x"], "c": ["w"]})
+    assert frame["model"].tolist() == ["a", "a", "a", "b", "b", "c"]
+    assert frame["rank"].tolist() == [1, 2, 3, 1, 2, 1]
+    assert dict(zip(frame["item"], frame["shared by"], strict=False)) == {"x": 2, "y": 2, "z": 1, "w": 1}
+    assert compare_lists({}).empty
+
+
+def test_history_readers_put_the_next_item_models_first():
+    trained = ["pop", "ease", "bpr", "two_tower", "sasrec", "itemknn", "gru4rec", "fm"]
+    assert history_readers(trained) == ["sasrec", "gru4rec", "ease", "two_tower", "itemknn", "fm"]
 
 
 def test_what_if_helpers():

@@ -12,11 +12,13 @@ import pytest
 from conftest import PAGE_MODELS
 from streamlit.testing.v1 import AppTest
 
+from recsys_core import models as registry
 from recsys_core.data import PROTOCOL
+from recsys_core.store.artifacts import best_per_family
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/3_Session_Playground.py",
-         "pages/4_Embedding_Maps.py", "pages/5_Pipeline.py", "pages/6_Evaluate_and_AB.py")  # fmt: skip
+PAGES = ("app_pages/overview.py", "app_pages/user_explorer.py", "app_pages/session_playground.py",
+         "app_pages/embedding_maps.py", "app_pages/pipeline.py", "app_pages/evaluate_and_ab.py")  # fmt: skip
 
 
 pytestmark = pytest.mark.usefixtures("app_session")
@@ -54,7 +56,7 @@ def test_every_view_explains_when_nothing_is_trained(page):
 
 
 def test_overview_shows_data_leaderboard_curves_and_cards(trained):
-    at = open_page("pages/1_Overview.py")
+    at = open_page("app_pages/overview.py")
     assert [h.value for h in at.header] == ["The data: synthetic", "Leaderboard", "Charts", "Model cards"]
     assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
     assert any(PROTOCOL in c.value for c in at.caption)
@@ -77,36 +79,47 @@ def test_overview_shows_data_leaderboard_curves_and_cards(trained):
 
 
 def test_overview_without_models_still_shows_the_data(monkeypatch):
-    at = open_page("pages/1_Overview.py")
+    at = open_page("app_pages/overview.py")
     assert "No model is trained" in at.info[0].value
     assert at.radio(key="chart").options == ["Long tails", "Genres", "Ratings over time", "Rating distribution"]
     assert "Long tails" in figures(at)[0]["layout"]["title"]["text"]
 
 
-def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trained):
-    at = open_page("pages/2_User_Explorer.py")
-    tables = at.dataframe[1:]
-    assert len(tables) == len(PAGE_MODELS)
-    for table in tables:
-        frame = table.value
-        assert len(frame) == 10 and {"title", "score", "because you watched"} <= set(frame.columns)
-        assert frame["title"].str.startswith("Item ").all()  # titles, not ids
-    # the sequential models find the planted next item for most users: some list marks it
+def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_held_out_item(trained):
+    at = open_page("app_pages/user_explorer.py")
+    # Default: the best model of each family on validation, at most five, one column each.
+    chosen = at.multiselect(key="explorer_models").value
+    assert chosen == best_per_family("synthetic", 5) and 1 < len(chosen) <= 5
+    families = [registry.REGISTRY[m].family for m in chosen]
+    assert len(set(families)) == len(families) and "sequential" in families
+    table = at.dataframe[1].value
+    assert len(table) == 10 and len(table.columns) == len(chosen)
+    assert table.stack().str.startswith("Item ").all()  # titles, not ids
+    # the sequential models find the planted next item for most users: some column marks it ✔
     found = False
     for user in ("u1", "u2", "u3", "u4", "u5"):
         at.selectbox(key="user").select(user).run()
         assert not at.exception
-        found |= any((t.value["test item"] == "✔").any() for t in at.dataframe[1:])
+        found |= at.dataframe[1].value.stack().str.contains("✔").any()
     assert found
     assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
+    assert at.query_params["user"] == "u5" and at.query_params["models"] == ",".join(chosen)
+    # Reasons, with scores, in one long table (folded away): every shown model, ten items each.
+    reasons = at.dataframe[2].value
+    assert len(reasons) == 10 * len(chosen) and (reasons["because you watched"] != "").all()
+    # Three models of one's choosing; all models; the overlap map follows the lists shown.
+    at.multiselect(key="explorer_models").set_value(["ease", "bpr", "fm"]).run()
+    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "sasrec+fm"]
     overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
-    assert overlap and overlap[0]["data"][0]["x"] == list(PAGE_MODELS)
+    assert overlap and overlap[0]["data"][0]["x"] == ["ease", "bpr", "sasrec+fm"]
     # fm, a ranker, reorders the candidates of the retriever it was trained over, unless told otherwise
-    assert any(m.value.startswith("**sasrec+fm**") for m in at.markdown)
     at.selectbox(key="explorer_retriever").set_value("none: rankers score the whole catalogue").run()
-    assert not at.exception and any(m.value.startswith("**fm** · rankers") for m in at.markdown)
+    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "fm"]
     at.selectbox(key="explorer_retriever").set_value("bpr").run()
-    assert not at.exception and any(m.value.startswith("**bpr+fm**") for m in at.markdown)
+    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "bpr+fm"]
+    at.toggle(key="explorer_all").set_value(True).run()
+    assert not at.exception and len(at.dataframe[1].value.columns) == len(PAGE_MODELS)
+    assert at.query_params["models"] == "all"
     at.radio(key="overlap").set_value("Jaccard").run()
     assert not at.exception and any("Jaccard" in f["layout"]["title"]["text"] for f in figures(at))
     at.button(key="random_user").click().run()
@@ -114,6 +127,32 @@ def test_user_explorer_lists_every_model_with_reasons_and_the_held_out_item(trai
     at.slider(key="activity").set_value((19, 20)).run()
     assert not at.exception
     assert at.selectbox(key="user").value in {f"u{i}" for i in range(1, 301)}
+
+
+def test_a_shared_explorer_link_reopens_its_user_and_models(trained):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"dataset": "synthetic", "user": "u42", "models": "gru4rec,ease,pop"})
+    at.run()
+    at.switch_page("app_pages/user_explorer.py")
+    at.query_params.update({"dataset": "synthetic", "user": "u42", "models": "gru4rec,ease,pop"})
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="user").value == "u42"
+    assert list(at.dataframe[1].value.columns) == ["gru4rec", "ease", "pop"]
+    at.selectbox(key="user").select("u7").run()  # the widgets lead once the link is applied
+    assert at.selectbox(key="user").value == "u7" and at.query_params["user"] == "u7"
+
+
+def test_a_stale_explorer_link_says_so_and_falls_back_to_defaults(trained):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/user_explorer.py")
+    at.query_params.update({"user": "nobody", "models": "lightgcn,ease", "dataset": "ml-99m"})
+    at.run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "nobody" in warnings and "lightgcn" in warnings and "ml&#45;99m" in warnings
+    assert list(at.dataframe[1].value.columns) == ["ease"]
+    assert at.sidebar.selectbox(key="dataset").value == "synthetic"
 
 
 def session_titles(at: AppTest) -> list[str]:
@@ -125,17 +164,30 @@ def session_titles(at: AppTest) -> list[str]:
 def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(
     trained, synthetic, synthetic_split
 ):
-    at = open_page("pages/3_Session_Playground.py")
-    assert "session is empty" in at.info[0].value
+    at = open_page("app_pages/session_playground.py")
+    # It opens on an example, a user's recent history, with every chosen model's predictions at once.
+    example_user = next(u for u, seq in enumerate(synthetic_split.input_sequences("test")) if u and len(seq) >= 15)
+    recent = synthetic_split.input_sequences("test")[example_user][-15:]
+    assert session_titles(at) == synthetic.titles(recent)
+    assert any(f"last 15 items of user {synthetic.user_ids[example_user]}" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 10
+    at.button(key="clear_session").click().run()
+    assert not at.exception and "session is empty" in at.info[0].value
     for item in (1, 2, 3):
         add_title(at, f"Item {item} (group 0)")
         assert not at.exception
     assert session_titles(at) == ["Item 1 (group 0)", "Item 2 (group 0)", "Item 3 (group 0)"]
-    readers = [m for m in PAGE_MODELS if m not in ("pop", "bpr")]
+    assert not any("example" in c.value for c in at.caption)
+    # The models that predict the next item first, then the other history readers.
+    readers = ["gru4rec", "sasrec", "bert4rec", "ease", "fm"]
+    assert at.multiselect(key="playground_models").value == readers
     predictions = at.dataframe[0].value
     assert [c.split(" ")[0] for c in predictions.columns] == readers and len(predictions) == 10
     # the planted rule: after items 1, 2, 3 of a group comes item 4
     assert predictions.iloc[0][predictions.columns[readers.index("sasrec")]].startswith("Item 4 (group 0) · ")
+    # each Transformer's attention beside its own list
+    assert [c.split(" ")[0] for t in at.dataframe[1:3] for c in t.value.columns] == ["sasrec", "bert4rec"]
+    assert at.query_params["session"] == "i1,i2,i3"  # the items' own ids (Item 1 is i1)
     maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
     assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
     assert maps[0]["data"][0]["x"][0] == "1. Item 1 (group 0)"
@@ -159,8 +211,23 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     at.button(key="use_user").click().run()
     u1 = synthetic_split.input_sequences("test")[synthetic.user_index("u1")][-15:]
     assert not at.exception and session_titles(at) == synthetic.titles(u1)
+    at.multiselect(key="playground_models").set_value(["ease"]).run()
+    assert not at.exception and [c.split(" ")[0] for c in at.dataframe[0].value.columns] == ["ease"]
+    assert "Choose a Transformer" in at.info[0].value
     at.button(key="clear_session").click().run()
     assert not at.exception and "session is empty" in at.info[0].value
+
+
+def test_a_shared_playground_link_reopens_its_session_and_models(trained, synthetic):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/session_playground.py")
+    at.query_params.update({"session": "i1,i2,nothing,i3", "models": "sasrec,bert4rec,lightgcn"})
+    at.run()
+    assert not at.exception
+    assert session_titles(at) == synthetic.titles([synthetic.item_index(i) for i in ("i1", "i2", "i3")])
+    assert at.multiselect(key="playground_models").value == ["sasrec", "bert4rec"]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "nothing" in warnings and "lightgcn" in warnings
 
 
 def values(array) -> list:
@@ -175,7 +242,7 @@ def map_figures(at: AppTest) -> list[dict]:
 
 
 def test_embedding_maps_draw_points_overlays_and_neighbours(trained, synthetic):
-    at = open_page("pages/4_Embedding_Maps.py")
+    at = open_page("app_pages/embedding_maps.py")
     assert not at.warning
     maps = map_figures(at)
     assert [f["layout"]["title"]["text"] for f in maps] == ["sasrec: 120 items", "ease: 120 items"]
@@ -208,7 +275,7 @@ def test_embedding_maps_draw_points_overlays_and_neighbours(trained, synthetic):
 
 
 def test_the_pipeline_view_measures_each_stage_and_lists_both_orders(trained):
-    at = open_page("pages/5_Pipeline.py")
+    at = open_page("app_pages/pipeline.py")
     assert at.selectbox(key="pipe_retriever").value == "sasrec"
     assert at.selectbox(key="pipe_ranker").value == "fm"  # trained over sasrec
     labels = [m.label for m in at.metric]
@@ -227,7 +294,7 @@ def test_the_pipeline_view_measures_each_stage_and_lists_both_orders(trained):
 
 
 def test_every_combination_of_pipeline_controls_answers_without_an_error(trained):
-    at = open_page("pages/5_Pipeline.py")
+    at = open_page("app_pages/pipeline.py")
     for retriever in at.selectbox(key="pipe_retriever").options:
         at.selectbox(key="pipe_retriever").set_value(retriever).run()
         boxes = {box.key: box for box in at.selectbox}
@@ -260,20 +327,21 @@ def test_titles_are_text_never_markdown_or_html(trained, synthetic, monkeypatch)
         rendered = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success, *at.subheader]
         return [m.value for m in rendered if "127.0.0.1" in m.value or "$x$" in m.value]
 
-    at = open_page("pages/4_Embedding_Maps.py")
+    at = open_page("app_pages/embedding_maps.py")
     at.selectbox(key="map_item").set_value(1).run()
     assert not at.exception and not in_markdown(at)
     assert any(t.value == f"Nearest to {INJECTED} by sasrec" for t in at.text)
     labels = [str(t) for f in map_figures(at) for trace in f["data"] for t in values(trace.get("text", []))]
     assert "![x](http://127.0.0.1:9/p.png) *Item* ‹b›1‹/b› $x$ :red[y]" in labels  # no tag for plotly to read
 
-    at = open_page("pages/3_Session_Playground.py")
+    at = open_page("app_pages/session_playground.py")
+    at.button(key="clear_session").click().run()
     add_title(at, INJECTED)
     add_title(at, "Item 2 (group 0)")
     assert not at.exception and not in_markdown(at)
     assert session_titles(at) == [INJECTED, "Item 2 (group 0)"]  # no backslashes either
 
-    at = open_page("pages/2_User_Explorer.py")
+    at = open_page("app_pages/user_explorer.py")
     at.selectbox(key="user").select(synthetic.user_ids[1]).run()
     assert not at.exception and not in_markdown(at)
 
@@ -296,7 +364,7 @@ def test_a_damaged_store_never_breaks_a_view(trained_synthetic_store, tmp_path, 
     payload = json.loads(metrics.read_text())
     del payload["test"]["NDCG@10 CI"]
     metrics.write_text(json.dumps(payload))
-    for page in ("app.py", "pages/1_Overview.py", "pages/6_Evaluate_and_AB.py", "pages/2_User_Explorer.py"):
+    for page in ("app.py", "app_pages/overview.py", "app_pages/evaluate_and_ab.py", "app_pages/user_explorer.py"):
         at = open_page(page)
         warnings = " ".join(w.value for w in at.warning)
         assert "ease/metrics.json is damaged" in warnings and "--models ease" in warnings, page
@@ -322,10 +390,11 @@ def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_stor
     for page in PAGES:
         at = open_page(page)
         assert not at.error
-    at = open_page("pages/2_User_Explorer.py")
+    at = open_page("app_pages/user_explorer.py")
+    at.multiselect(key="explorer_models").set_value(["sasrec", "ease", "bpr"]).run()
     assert any("sasrec" in w.value and "damaged" in w.value for w in at.warning)
-    assert len(at.dataframe) == len(PAGE_MODELS)  # history + every other model
-    at = open_page("pages/3_Session_Playground.py")
+    assert list(at.dataframe[1].value.columns) == ["ease", "bpr"]  # the other chosen models still compare
+    at = open_page("app_pages/session_playground.py")
     add_title(at, "Item 5 (group 0)")
     assert not at.exception
     assert any("sasrec" in w.value for w in at.warning)
@@ -340,15 +409,15 @@ def test_views_show_a_running_background_training_in_the_sidebar(isolated_store)
         deadline = time.monotonic() + 60
         while job_status("synthetic").current != "sasrec" and time.monotonic() < deadline:
             time.sleep(0.1)
-        at = open_page("pages/2_User_Explorer.py")  # pop has landed: the view is usable already
+        at = open_page("app_pages/user_explorer.py")  # pop has landed: the view is usable already
         assert any("Background training on synthetic: 1 of 2 models stored" in c.value for c in at.sidebar.caption)
-        assert len(at.dataframe) == 2  # the history and pop's list
+        assert list(at.dataframe[1].value.columns) == ["pop"]  # the history, then pop's list
     finally:
         cancel_job("synthetic")
 
 
 def test_evaluate_and_ab_shows_metrics_a_paired_test_and_an_ab_simulation(trained):
-    at = open_page("pages/6_Evaluate_and_AB.py")
+    at = open_page("app_pages/evaluate_and_ab.py")
     assert [h.value for h in at.header] == ["Metrics", "Per-user distributions", "Beyond accuracy",
                                            "Paired test between two models", "A/B simulator"]  # fmt: skip
     assert set(at.dataframe[0].value["model"]) == set(PAGE_MODELS)
@@ -402,7 +471,7 @@ def test_evaluate_and_ab_with_missing_per_user_metrics_and_with_one_model(
     monkeypatch.setenv("DEEPREC_ARTIFACTS_DIR", str(store))
     (store / "synthetic" / "bpr" / "per_user_test.parquet").unlink()
     (store / "synthetic" / "ease" / "per_user_test.parquet").write_bytes(b"damaged")
-    at = open_page("pages/6_Evaluate_and_AB.py")
+    at = open_page("app_pages/evaluate_and_ab.py")
     assert not at.error
     warnings = " ".join(w.value for w in at.warning)
     assert "no per-user metrics for bpr" in warnings and "ease" in warnings and "is damaged" in warnings
@@ -412,7 +481,7 @@ def test_evaluate_and_ab_with_missing_per_user_metrics_and_with_one_model(
 
     for model in PAGE_MODELS[1:]:
         shutil.rmtree(store / "synthetic" / model)
-    at = open_page("pages/6_Evaluate_and_AB.py")
+    at = open_page("app_pages/evaluate_and_ab.py")
     assert not at.error
     messages = " ".join(i.value for i in at.info)
     assert "paired test compares two models" in messages and "needs two models" in messages

@@ -134,7 +134,7 @@ def test_the_app_opens_on_a_csv_named_by_its_path(tmp_path, monkeypatch, isolate
     try:
         at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120).run()
         assert at.selectbox(key="dataset").value == path
-        for page in ("pages/1_Overview.py", "pages/2_User_Explorer.py", "pages/6_Evaluate_and_AB.py"):
+        for page in ("app_pages/overview.py", "app_pages/user_explorer.py", "app_pages/evaluate_and_ab.py"):
             at.switch_page(page).run()
             assert not at.exception, [e.value for e in at.exception]
             assert not at.error, [e.value for e in at.error]

@@ -12,7 +12,7 @@ from recsys_core.models import quick_settings
 from recsys_core.training.jobs import job_status, start_job
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "pages/7_Train.py"
+PAGE = "app_pages/train.py"
 
 
 pytestmark = pytest.mark.usefixtures("app_session")

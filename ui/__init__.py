@@ -5,12 +5,15 @@
 - :mod:`ui.charts`: the figures (plotly only);
 - :mod:`ui.panels`, :mod:`ui.session`, :mod:`ui.maps`, :mod:`ui.pipeline`: blocks the views render;
 - :mod:`ui.training`: a background training job as the views show it, and the Train form's widgets;
+- :mod:`ui.links`: a view's state in the URL, and the Share control that copies it;
+- :mod:`ui.navigation`: the grouped page list of the sidebar;
 - :mod:`ui.text`: data shown as written, in markdown and in plotly labels.
 """
 
 from ui.cache import (
     ModelRecord,
     cached_artifact,
+    cached_best_per_family,
     cached_dataset,
     cached_dataset_tables,
     cached_map,
@@ -42,16 +45,29 @@ from ui.charts import (
     per_user_box,
     training_curves,
 )
+from ui.links import copy_link, from_link, list_from_link, to_link
 from ui.maps import drawn_map, map_overlays, nearest_table, select_clicked
-from ui.panels import ab_form, ab_result, agreement_map, answer_column, held_out_caption, model_card, paired_result
+from ui.panels import (
+    ab_form,
+    ab_result,
+    agreement_map,
+    compared_lists,
+    held_out_caption,
+    list_reasons,
+    model_card,
+    paired_result,
+    side_by_side,
+)
 from ui.pipeline import both_lists, funnel_metrics, index_controls, latency_metrics
 from ui.session import (
     add_item,
     attention_map,
     current_session,
+    example_note,
     move_item,
     next_items,
     remove_item,
+    set_session,
     start_from_genre,
     start_from_user,
     titles_of,
@@ -77,11 +93,11 @@ __all__ = [
     "ab_result",
     "add_item",
     "agreement_map",
-    "answer_column",
     "attention_map",
     "beyond_accuracy_chart",
     "both_lists",
     "cached_artifact",
+    "cached_best_per_family",
     "cached_dataset",
     "cached_dataset_tables",
     "cached_map",
@@ -93,14 +109,18 @@ __all__ = [
     "cached_split",
     "cached_user_activity",
     "chart_text",
+    "compared_lists",
     "config_form",
+    "copy_link",
     "current_session",
     "data_chart",
     "dataset_metrics",
     "drawn_map",
     "embedding_figure",
     "epoch_chart",
+    "example_note",
     "family_label",
+    "from_link",
     "funnel_chart",
     "funnel_metrics",
     "heatmap",
@@ -110,6 +130,8 @@ __all__ = [
     "interval_chart",
     "latency_metrics",
     "leaderboard_table",
+    "list_from_link",
+    "list_reasons",
     "literal",
     "load_per_user",
     "load_records",
@@ -128,11 +150,14 @@ __all__ = [
     "require_models",
     "select_clicked",
     "select_dataset",
+    "set_session",
+    "side_by_side",
     "start_from_genre",
     "start_from_user",
     "stored_funnels",
     "title_options",
     "titles_of",
+    "to_link",
     "trained_among",
     "trained_versions",
     "training_allowed",

@@ -25,6 +25,7 @@ from recsys_core.store.artifacts import (
     ArtifactError,
     ArtifactMissing,
     ModelRecord,
+    best_per_family,
     load_artifact,
     read_manifest,
     read_model_record,
@@ -36,16 +37,25 @@ from ui.text import HOME_HINT, chart_text
 # Dataset name -> what loads it, for datasets opened by path: a CSV's name carries a content hash
 # (``ml-1m-sas-80fd908807``) that the views key everything on, but only its path loads it.
 REFERENCES: dict[str, str] = {}
+# The datasets this server process has loaded once: a first visit shows a status while the others
+# are obtained and parsed (obtaining cannot report from inside a cached function).
+OPENED: set[str] = set()
 
 
 def cached_dataset(name: str) -> Dataset:
     """A dataset by its name, or by what loads it (a registered name, an upload, a path)."""
     dataset = _cached_dataset(REFERENCES.get(name, name))
     REFERENCES.setdefault(dataset.name, dataset.reference)
+    OPENED.update((name, dataset.name))
     return dataset
 
 
-@st.cache_resource(show_spinner="Loading the dataset…")
+def is_open(name: str) -> bool:
+    """Whether this server has loaded the dataset already (opening it again takes no time)."""
+    return name in OPENED
+
+
+@st.cache_resource(show_spinner=False)
 def _cached_dataset(reference: str) -> Dataset:
     return load_dataset(reference)
 
@@ -102,6 +112,13 @@ def trained_versions(dataset_name: str) -> dict[str, str]:
     order = {name: i for i, name in enumerate(REGISTRY)}
     names = sorted(models, key=lambda n: (order.get(n, len(order)), n))
     return {name: models[name].get("version", "") for name in names}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_best_per_family(dataset_name: str, versions: tuple[tuple[str, str], ...], limit: int) -> list[str]:
+    """:func:`best_per_family`, read once per set of trained ``versions`` (a retrain is a new entry)."""
+    del versions  # the cache key only
+    return best_per_family(dataset_name, limit)
 
 
 def load_trained(dataset_name: str, names: list[str] | None = None) -> tuple[dict[str, Artifact], dict[str, str]]:

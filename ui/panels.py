@@ -8,11 +8,10 @@ import streamlit as st
 
 from recsys_core.data import PROTOCOL, Dataset
 from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, format_p
-from recsys_core.serving.explain import explain_items, overlap_matrix
+from recsys_core.serving.explain import compare_lists, explain_items, overlap_matrix
 from recsys_core.serving.recommend import Answer
 from ui.cache import ModelRecord, cached_artifact, cached_reason_vectors
 from ui.charts import heatmap
-from ui.text import family_label
 
 # --------------------------------------------------------------------------- Overview
 
@@ -48,37 +47,68 @@ def held_out_caption(answers: dict[str, Answer | str], held_out: str, k: int) ->
     st.caption(f"The held-out item is in the top {k} of: {found}. Protocol: {PROTOCOL}.")
 
 
-def answer_column(
-    dataset: Dataset, model: str, version: str, answer: Answer | str, history: list[int], test_item: int
-) -> None:
-    """One model's top K (or why it has none): titles, scores, the held-out item marked, and a reason
-    per item from the user's ``history`` (internal ids)."""
-    shown = answer.model if isinstance(answer, Answer) else model  # "sasrec+fm" for a ranker in a pipeline
-    st.markdown(f"**{shown}** · {family_label(model)}")
-    if isinstance(answer, str):
-        st.warning(answer)
-        return
+def compared_lists(
+    dataset: Dataset, answers: dict[str, Answer], versions: dict[str, str], history: list[int], test_item: int
+) -> pd.DataFrame:
+    """The models' lists in long form, as the explorer shows and downloads them: one row per model
+    (named as it answered: "sasrec+fm" for a ranker over a retriever) and rank, with the item's
+    title and score, whether it is the held-out test item, in how many of the lists it is, and a
+    reason from the user's ``history`` (internal ids)."""
+    frame = compare_lists({model: answer.items for model, answer in answers.items()})
+    internal = [dataset.item_index(i) for i in frame["item"]]
+    reasons, scores = [], []
+    for model, answer in answers.items():
+        reasons += _reasons(dataset, model, versions.get(model, ""), history, answer.items)
+        scores += answer.scores
+    return pd.DataFrame({
+        "model": [answers[m].model for m in frame["model"]], "rank": frame["rank"], "item_id": frame["item"],
+        "title": dataset.titles(internal), "score": scores, "held out": [i == test_item for i in internal],
+        "in lists": frame["shared by"], "because you watched": reasons,
+    })  # fmt: skip
+
+
+def _reasons(dataset: Dataset, model: str, version: str, history: list[int], items: list[str]) -> list[str]:
+    """A reason per item; a reason is an extra, so a model that cannot give one gets a dash."""
     try:
         vectors = cached_reason_vectors(dataset.name, model, version)
         trained = cached_artifact(dataset.name, model, version).model
-        reasons, source = explain_items(trained, vectors, dataset, history, answer.items)
-    except Exception as error:  # a reason is an extra: the list still shows without it
-        reasons, source = ["—"] * len(answer.items), f"no reasons ({type(error).__name__}: {error})"
-    items = [dataset.item_index(i) for i in answer.items]
-    table = pd.DataFrame({
-        "test item": ["✔" if i == test_item else "" for i in items],
-        "title": dataset.titles(items),
-        "score": answer.scores,
-        "because you watched": reasons,
-    })  # fmt: skip
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "test item": st.column_config.TextColumn(width="small"),
-        "title": st.column_config.TextColumn(width="medium"),
-        "score": st.column_config.NumberColumn(format="%.3f", width="small"),
-        "because you watched": st.column_config.TextColumn(width="large"),
-    })  # fmt: skip
-    notes = [answer.fallback] if answer.fallback else []
-    st.caption("; ".join([*notes, *answer.notes, f"reasons: {source}"]))
+        return explain_items(trained, vectors, dataset, history, items)[0]
+    except Exception:  # the lists still show without their reasons
+        return ["—"] * len(items)
+
+
+HELD_OUT_STYLE = "background-color: rgba(33, 195, 84, 0.30); font-weight: 600"
+SHARED_STYLE = "background-color: rgba(28, 131, 225, 0.12)"
+
+
+def side_by_side(compared: pd.DataFrame) -> None:
+    """The lists as one table, a column per model and a row per rank: titles, the held-out item
+    marked ✔ and shaded green wherever it appears, an item in two or more lists marked ·N (shaded)."""
+    marks = compared["title"] + compared["held out"].map({True: " ✔", False: ""})
+    marks += compared["in lists"].map(lambda n: f" ·{n}" if n > 1 else "")
+    order = list(dict.fromkeys(compared["model"]))
+    wide = compared.assign(cell=marks).pivot(index="rank", columns="model", values="cell").reindex(columns=order)
+    held = compared.pivot(index="rank", columns="model", values="held out").reindex(columns=order)
+    shared = compared.pivot(index="rank", columns="model", values="in lists").reindex(columns=order)
+
+    def shade(frame: pd.DataFrame) -> pd.DataFrame:
+        styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        styles = styles.mask(shared.fillna(0) > 1, SHARED_STYLE)
+        return styles.mask(held.fillna(False).astype(bool), HELD_OUT_STYLE)
+
+    rank = st.column_config.NumberColumn(width="small")
+    st.dataframe(wide.fillna("").style.apply(shade, axis=None), width="stretch", height=38 + 35 * len(wide),
+                 column_config={"rank": rank})  # fmt: skip
+    st.caption("✔ (green): the user's held-out test item. ·N (blue): the item is in N of the lists shown. "
+               f"Protocol: {PROTOCOL}.")  # fmt: skip
+
+
+def list_reasons(compared: pd.DataFrame) -> None:
+    """Each item's reason and score, model by model, folded away until asked for."""
+    with st.expander("Why these items: scores and a reason from the user's history"):
+        score = st.column_config.NumberColumn(format="%.3f")
+        st.dataframe(compared[["model", "rank", "title", "score", "because you watched"]], hide_index=True,
+                     width="stretch", column_config={"score": score})  # fmt: skip
 
 
 def agreement_map(lists: dict[str, list[str]], user_id: str, k: int) -> None:

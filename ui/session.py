@@ -17,11 +17,50 @@ from ui.text import family_label
 MAX_SESSION = 200
 
 
-def current_session(dataset_name: str) -> list[str]:
-    """The session being built on ``dataset_name`` (a new, empty one after a change of dataset)."""
-    if st.session_state.get("session_dataset") != dataset_name:  # a session's ids belong to one dataset
-        st.session_state["session"], st.session_state["session_dataset"] = [], dataset_name
+EXAMPLE_LENGTH = 15
+
+
+def current_session(dataset: Dataset, split: Split) -> list[str]:
+    """The session being built on ``dataset``. A new one (first visit, or after a change of dataset)
+    starts as an example, so that the page shows predictions at once: the last items of the first
+    user whose history is long enough."""
+    if st.session_state.get("session_dataset") != dataset.name:  # a session's ids belong to one dataset
+        user = example_user(split)
+        st.session_state["session"] = [] if user is None else _recent_items(dataset, split, user)
+        st.session_state["session_dataset"] = dataset.name
+        # The example's user and items, for the page to say what it shows until the session is edited.
+        example = (str(dataset.user_ids[user]), tuple(st.session_state["session"])) if user is not None else None
+        st.session_state["session_example"] = example
     return st.session_state["session"]
+
+
+def example_note(session: list[str]) -> str | None:
+    """What the page should say while the session is still the example it opened on."""
+    example = st.session_state.get("session_example")
+    if not example or tuple(session) != example[1]:
+        return None
+    return (f"An example to start from: the last {len(session)} items of user {example[0]}. Edit it, clear it, "
+            "or start from another user or a genre.")  # fmt: skip
+
+
+def example_user(split: Split) -> int | None:
+    """The first user (internal id) with at least EXAMPLE_LENGTH items before the test item."""
+    for user, sequence in enumerate(split.input_sequences("test")):
+        if user and len(sequence) >= EXAMPLE_LENGTH:
+            return user
+    return None
+
+
+def _recent_items(dataset: Dataset, split: Split, user: int) -> list[str]:
+    return [str(dataset.item_ids[i]) for i in split.input_sequences("test")[user][-EXAMPLE_LENGTH:]]
+
+
+def set_session(dataset: Dataset, session: list[str], external_ids: list[str]) -> list[str]:
+    """Replace the session with ``external_ids`` (a link's), keeping the known ones; returns the unknown."""
+    known = [i for i in external_ids if dataset.item_index(i)][:MAX_SESSION]
+    session[:] = known
+    st.session_state["session_example"] = None
+    return [i for i in external_ids if not dataset.item_index(i)]
 
 
 def titles_of(dataset: Dataset, externals: list[str]) -> list[str]:
@@ -55,8 +94,7 @@ def remove_item(session: list[str], position: int) -> None:
 
 def start_from_user(dataset: Dataset, split: Split, session: list[str]) -> None:
     user = dataset.user_index(st.session_state.get("start_user"))
-    items = split.input_sequences("test")[user][-15:] if user else []
-    session[:] = [str(dataset.item_ids[i]) for i in items]
+    session[:] = _recent_items(dataset, split, user) if user else []
 
 
 def start_from_genre(dataset: Dataset, split: Split, session: list[str]) -> None:

@@ -8,7 +8,7 @@ from recsys_core.models import REGISTRY
 # The characters with which markdown (GitHub-flavoured, plus Streamlit's :colour[...] directives,
 # :emoji: shortcodes and $math$) can begin any syntax; "&" begins a character reference itself.
 MARKDOWN_PUNCTUATION = frozenset("!#$%&()*+-.:<=>[\\]^_`{|}~")
-HOME_HINT = "train it on the home page (DeepRec Lab), or with `python -m recsys_core train`"
+HOME_HINT = "train it on the home page (Home, first in the sidebar), or with `python -m recsys_core train`"
 
 
 def literal(text: object) -> str:

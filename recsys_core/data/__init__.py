@@ -12,9 +12,11 @@ from recsys_core.data.grouplens import is_grouplens_folder, load_grouplens_folde
 from recsys_core.data.movielens import (
     ChecksumMismatch,
     DatasetUnavailable,
+    Progress,
     load_movielens_1m,
     load_movielens_100k,
     load_movielens_latest_small,
+    obtain_movielens,
 )
 from recsys_core.data.split import PROTOCOL, Split, temporal_leave_last_out
 from recsys_core.data.synthetic import make_synthetic
@@ -31,14 +33,23 @@ DEFAULT_DATASET = "ml-100k"
 
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "PROTOCOL", "ChecksumMismatch", "CsvError", "Dataset",
-    "DatasetUnavailable", "Split", "build_dataset", "dataset_names", "load_dataset", "make_synthetic",
-    "normalise_id", "save_upload", "temporal_leave_last_out",
+    "DatasetUnavailable", "Progress", "Split", "build_dataset", "dataset_names", "load_dataset", "make_synthetic",
+    "normalise_id", "obtain_dataset", "save_upload", "temporal_leave_last_out",
 ]  # fmt: skip
 
 
 def dataset_names(root: Path | None = None) -> list[str]:
     """The built-in datasets, then the ones users uploaded (``data/uploads/``)."""
     return [*DATASETS, *(n for n in uploaded_datasets(root or data_dir()) if n not in DATASETS)]
+
+
+def obtain_dataset(name: str, root: Path | None = None, progress: Progress | None = None) -> str | None:
+    """Fetch and verify a registered dataset's files when they are not here yet, reporting each source
+    tried to ``progress`` (a page shows it on a first visit); returns where they came from. Only the
+    MovieLens datasets are ever fetched: anything else returns None and is simply read by ``load_dataset``."""
+    if name not in DATASETS or name == "synthetic":
+        return None
+    return obtain_movielens(name, root or data_dir(), progress or (lambda line: None))
 
 
 def load_dataset(name_or_path: str, root: Path | None = None) -> Dataset:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,8 @@ import pandas as pd
 from recsys_core.data.dataset import Dataset, build_dataset
 from recsys_core.paths import sha256_file
 
-GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+# DEEPREC_GROUPLENS_URL: a mirror of GroupLens' folder, for machines that reach one but not GroupLens.
+GROUPLENS = os.environ.get("DEEPREC_GROUPLENS_URL", "https://files.grouplens.org/datasets/movielens").rstrip("/")
 GROUPLENS_TIMEOUT_S = 10
 RECBOLE_WHEEL = "recbole==1.2.1"
 RECBOLE_DIR = "recbole/dataset_example/ml-100k"
@@ -58,6 +61,16 @@ ML100K_GENRES = (
     "Thriller", "War", "Western",
 )  # fmt: skip
 CACHE_VERSION = 1
+DOWNLOAD_MEMBERS = {
+    "ml-1m": ("ratings.dat", "movies.dat", "users.dat"),
+    "ml-latest-small": ("ratings.csv", "movies.csv"),
+}
+# A line of progress for people ("Trying the GroupLens zip..."): a page shows it while a first visit waits.
+Progress = Callable[[str], None]
+
+
+def _silent(line: str) -> None:
+    del line
 
 
 class DatasetUnavailable(RuntimeError):
@@ -92,13 +105,26 @@ def canonical_ratings_sha256(ratings: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- MovieLens 100K
 
 
+def obtain_movielens(name: str, root: Path, progress: Progress = _silent) -> str:
+    """Make sure MovieLens ``name``'s files are under ``root``, verified, fetching them from the first
+    source that works; returns a sentence naming the source. Each source is reported to ``progress``
+    as it is tried, so that a first visit can say what it is waiting for. Parsing is the loader's."""
+    folder = root / name
+    if (folder / "cache" / "meta.json").is_file():
+        progress(f"Found the parsed copy in {folder / 'cache'}.")
+        return f"parsed copy in {folder / 'cache'}"
+    if name == "ml-100k":
+        return _obtain_ml100k(folder, progress)
+    return _local_or_download(name, folder, DOWNLOAD_MEMBERS[name], progress)
+
+
 def load_movielens_100k(root: Path) -> Dataset:
     """MovieLens-100K from the parsed cache, else from the first source that works."""
     folder = root / "ml-100k"
     cached = _read_cache(folder / "cache")
     if cached is not None:
         return cached
-    source = _obtain_ml100k(folder)
+    source = _obtain_ml100k(folder, _silent)
     ratings, items, users = _parse_ml100k(folder)
     digest = canonical_ratings_sha256(ratings)
     if digest != ML100K_RATINGS_SHA256:
@@ -112,27 +138,32 @@ def load_movielens_100k(root: Path) -> Dataset:
     return dataset
 
 
-def _obtain_ml100k(folder: Path) -> str:
+def _obtain_ml100k(folder: Path, progress: Progress) -> str:
     """Make sure ``folder`` holds a verified copy; returns a sentence naming the source."""
+    progress(f"Looking for a local copy in {folder}.")
     if _has_grouplens_layout(folder):
         return f"local copy (GroupLens layout) in {folder}"
     if _has_atomic_layout(folder):
+        progress("Checking the local files' SHA-256.")
         _check_atomic_files(folder)
         return f"local copy (atomic-file layout) in {folder}"
     failures = []
     try:
-        _download_grouplens_zip("ml-100k", folder, members=("u.data", "u.item", "u.user"))
+        _download_grouplens_zip("ml-100k", folder, ("u.data", "u.item", "u.user"), progress)
         return f"GroupLens zip ({GROUPLENS}/ml-100k.zip)"
     except (OSError, zipfile.BadZipFile, ChecksumMismatch) as error:
         failures.append(f"GroupLens zip: {error}")
+        progress(f"The GroupLens zip failed ({str(error).rstrip('.')}).")
     try:
+        progress(f"Trying the copy inside the {RECBOLE_WHEEL} wheel on PyPI (pip download; it is never installed).")
         _fetch_recbole_copy(folder)
         return f"the copy inside the {RECBOLE_WHEEL} wheel on PyPI (not installed)"
     except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, ChecksumMismatch) as error:
         failures.append(f"{RECBOLE_WHEEL} wheel: {error}")
+        progress(f"The {RECBOLE_WHEEL} wheel failed ({str(error).rstrip('.')}).")
     raise DatasetUnavailable(
         "MovieLens-100K could not be obtained. Tried: a local copy in "
-        f"{folder} (none); " + "; ".join(failures) + ". Put u.data, u.item and u.user from "
+        f"{folder} (none); " + "; ".join(f.rstrip(".") for f in failures) + ". Put u.data, u.item and u.user from "
         f"{GROUPLENS}/ml-100k.zip into {folder}, or use the synthetic dataset "
         "(--dataset synthetic) to run the lab without network."
     )
@@ -156,10 +187,11 @@ def _check_atomic_files(folder: Path) -> None:
             )
 
 
-def _download_grouplens_zip(name: str, folder: Path, members: tuple[str, ...]) -> None:
+def _download_grouplens_zip(name: str, folder: Path, members: tuple[str, ...], progress: Progress = _silent) -> None:
     url = f"{GROUPLENS}/{name}.zip"
+    progress(f"Trying the GroupLens zip ({url}; it gives up after {GROUPLENS_TIMEOUT_S} s without an answer).")
     with urllib.request.urlopen(url, timeout=GROUPLENS_TIMEOUT_S) as response:
-        payload = response.read()
+        payload = _read_reporting(response, progress)
     expected = ZIP_MD5.get(name)
     if expected and hashlib.md5(payload).hexdigest() != expected:
         raise ChecksumMismatch(f"{url} does not match the MD5 GroupLens publishes ({expected})")
@@ -169,14 +201,34 @@ def _download_grouplens_zip(name: str, folder: Path, members: tuple[str, ...]) -
             _write_atomically(folder / member, archive.read(f"{name}/{member}"))
 
 
+def _read_reporting(response, progress: Progress) -> bytes:
+    """The body of an HTTP response, its progress reported at every fifth of its announced length."""
+    total = int(response.headers.get("Content-Length") or 0)
+    chunks, done, reported = [], 0, 0
+    while chunk := response.read(1 << 18):
+        chunks.append(chunk)
+        done += len(chunk)
+        if total and done * 5 // total > reported:
+            reported = done * 5 // total
+            progress(f"Downloaded {done / 1e6:.1f} of {total / 1e6:.1f} MB.")
+    return b"".join(chunks)
+
+
 def _fetch_recbole_copy(folder: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, RECBOLE_WHEEL],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, RECBOLE_WHEEL],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.CalledProcessError as error:  # pip's own last words say why, not its command line
+            said = [line.strip() for line in (error.stderr or "").splitlines() if line.strip()]
+            raise OSError(f"pip download failed ({said[-1] if said else f'exit status {error.returncode}'})") from None
+        except subprocess.TimeoutExpired:
+            raise OSError("pip download timed out after 300 s") from None
         wheels = list(Path(tmp).glob("recbole-*.whl"))
         if not wheels:
             raise OSError("pip download produced no recbole wheel")
@@ -268,8 +320,7 @@ def load_movielens_1m(root: Path) -> Dataset:
     cached = _read_cache(folder / "cache")
     if cached is not None:
         return cached
-    members = ("ratings.dat", "movies.dat", "users.dat")
-    source = _local_or_download("ml-1m", folder, members)
+    source = _local_or_download("ml-1m", folder, DOWNLOAD_MEMBERS["ml-1m"])
     read = {"sep": "::", "engine": "python", "header": None, "encoding": "latin-1", "dtype": str}
     ratings = pd.read_csv(folder / "ratings.dat", names=["user_id", "item_id", "rating", "timestamp"], **read)
     ratings["rating"] = ratings["rating"].astype(float)
@@ -293,7 +344,7 @@ def load_movielens_latest_small(root: Path) -> Dataset:
     cached = _read_cache(folder / "cache")
     if cached is not None:
         return cached
-    source = _local_or_download("ml-latest-small", folder, ("ratings.csv", "movies.csv"))
+    source = _local_or_download("ml-latest-small", folder, DOWNLOAD_MEMBERS["ml-latest-small"])
     ratings = pd.read_csv(folder / "ratings.csv", dtype={"userId": str, "movieId": str})
     ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
     movies = pd.read_csv(folder / "movies.csv", dtype={"movieId": str}).rename(columns={"movieId": "item_id"})
@@ -305,11 +356,12 @@ def load_movielens_latest_small(root: Path) -> Dataset:
     return dataset
 
 
-def _local_or_download(name: str, folder: Path, members: tuple[str, ...]) -> str:
+def _local_or_download(name: str, folder: Path, members: tuple[str, ...], progress: Progress = _silent) -> str:
+    progress(f"Looking for a local copy in {folder}.")
     if all((folder / m).is_file() for m in members):
         return f"local copy in {folder}"
     try:
-        _download_grouplens_zip(name, folder, members)
+        _download_grouplens_zip(name, folder, members, progress)
     except (OSError, zipfile.BadZipFile, KeyError, ChecksumMismatch) as error:
         raise DatasetUnavailable(
             f"{name} is not in {folder} and the GroupLens download failed ({error}). Download "

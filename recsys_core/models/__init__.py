@@ -4,6 +4,8 @@ the questions below read those declarations, so no caller compares family names.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from recsys_core.data.features import SideFeatures
 from recsys_core.data.split import Split
 from recsys_core.models.base import ModelConfig, Recommender
@@ -75,6 +77,14 @@ def inner_product_models() -> list[str]:
 def attention_models() -> list[str]:
     """The models that can show what they attend to in a history."""
     return [name for name, cls in REGISTRY.items() if cls.has_attention]
+
+
+def history_readers(trained: Iterable[str]) -> list[str]:
+    """The models among ``trained`` that answer from a history (a session), those trained to predict
+    the next item first: they are what a session is for; the others (EASE, ItemKNN, the autoencoders,
+    the two-tower) follow in the order given."""
+    readers = [name for name in trained if name in REGISTRY and REGISTRY[name].reads_history]
+    return sorted(readers, key=lambda name: not REGISTRY[name].predicts_next)
 
 
 def by_family() -> dict[str, list[str]]:

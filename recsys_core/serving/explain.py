@@ -62,6 +62,18 @@ def overlap_matrix(lists: dict[str, list], measure: str = "jaccard", p: float = 
     return pd.DataFrame(values, index=names, columns=names)
 
 
+def compare_lists(lists: dict[str, list[str]]) -> pd.DataFrame:
+    """Several models' lists in long form, one row per model and rank: the item and in how many of
+    the lists it appears (``shared by``, 1 when only this model has it), for a side-by-side view."""
+    counts: dict[str, int] = {}
+    for items in lists.values():
+        for item in set(items):
+            counts[item] = counts.get(item, 0) + 1
+    rows = [{"model": model, "rank": rank, "item": item, "shared by": counts[item]}
+            for model, items in lists.items() for rank, item in enumerate(items, start=1)]  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "rank", "item", "shared by"])
+
+
 # --------------------------------------------------------------------------- every model at once
 
 

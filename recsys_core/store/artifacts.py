@@ -451,3 +451,33 @@ def damaged_models(dataset_name: str, root: Path | None = None) -> dict[str, str
         except ArtifactCorrupted as error:
             problems[name] = str(error)
     return problems
+
+
+def validation_ndcg(files: dict) -> float | None:
+    """A stored model's validation NDCG@10 (files as :func:`read_record` gives them): its stored
+    validation metrics (full profile), else the best of its training history, which is the epoch or
+    setting whose weights were kept; None when neither was recorded."""
+    valid = StoredResults.from_json(files["metrics"]).valid
+    if valid is not None:
+        return valid.ndcg_at_10.mean
+    seen = [row["valid NDCG@10"] for row in files["history"] if isinstance(row.get("valid NDCG@10"), int | float)]
+    return max(seen, default=None)
+
+
+def best_per_family(dataset_name: str, limit: int = 5, root: Path | None = None) -> list[str]:
+    """The best trained model of each family by validation NDCG@10, best first, at most ``limit``:
+    a short, fair default for a view that compares models (chosen on validation, never on test).
+    Models without a validation figure come last, in the order they were trained."""
+    best: dict[str, tuple[float, str]] = {}
+    for name in read_manifest(dataset_name, root)["models"]:
+        try:
+            files = read_record(dataset_name, name, root)
+        except ArtifactError:
+            continue
+        family = files["info"].get("family") or (REGISTRY[name].family if name in REGISTRY else name)
+        score = validation_ndcg(files)
+        score = float("-inf") if score is None else score
+        if family not in best or score > best[family][0]:
+            best[family] = (score, name)
+    ranked = sorted(best.values(), key=lambda pair: -pair[0])  # stable: ties keep the training order
+    return [name for _, name in ranked[:limit]]

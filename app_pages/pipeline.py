@@ -1,6 +1,7 @@
 """Pipeline: one user's request through retriever -> (FAISS index) -> N candidates -> ranker -> top
 K, measured live: latency per stage, ANN recall against exact search, where the held-out item sits
-at each stage, and the final list next to the retriever's own."""
+at each stage, and the final list next to the retriever's own. The retriever, ranker, N and user
+are in the URL, so the view can be shared."""
 
 from __future__ import annotations
 
@@ -16,20 +17,25 @@ from ui import (
     both_lists,
     cached_artifact,
     cached_split,
+    copy_link,
+    from_link,
     funnel_chart,
     funnel_metrics,
     index_controls,
     latency_metrics,
+    literal,
     open_view,
     require_models,
     stored_funnels,
+    to_link,
     trained_among,
 )
 
 K = 10
 CANDIDATES = [20, 50, 100, 200, 500, 1000]
 NO_RANKER = "none (retriever only)"
-dataset = open_view("Two-stage pipeline", "🧪", "Pipeline")
+NO_RANKER_LINK = "none"  # ?ranker=none: the retriever's list alone
+dataset = open_view("Two-stage pipeline")
 name = dataset.name
 versions = require_models(name, "run a pipeline with")
 split = cached_split(name)
@@ -42,9 +48,19 @@ retriever_names, ranker_names = trained_among(versions, retrievers()), trained_a
 if not retriever_names:
     st.info("No retriever is trained yet (any model that is not a ranker): train sasrec or two_tower first.")
     st.stop()
+linked = {param: from_link(param) for param in ("retriever", "ranker", "candidates", "user")}
+choices = {"retriever": {r: r for r in retriever_names}, "candidates": {str(n): n for n in CANDIDATES},
+           "ranker": {NO_RANKER_LINK: NO_RANKER, **{r: r for r in ranker_names}}}  # fmt: skip
+for param, key in (("retriever", "pipe_retriever"), ("ranker", "pipe_ranker"), ("candidates", "pipe_n")):
+    if linked[param] is not None and linked[param] not in choices[param]:
+        st.warning(f"The link's {param} {literal(linked[param])} is not available on {name}: using the default.")
+    elif linked[param] is not None:
+        st.session_state[key] = choices[param][linked[param]]
 stage_one, index_box, params_box, stage_two = st.columns(4)
 first = retriever_names.index("sasrec") if "sasrec" in retriever_names else 0
-retriever_name = stage_one.selectbox("Retriever", retriever_names, index=first, key="pipe_retriever")
+if st.session_state.get("pipe_retriever") not in retriever_names:
+    st.session_state["pipe_retriever"] = retriever_names[first]
+retriever_name = stage_one.selectbox("Retriever", retriever_names, key="pipe_retriever")
 try:
     retriever_artifact = cached_artifact(name, retriever_name, versions[retriever_name])
 except ArtifactError as error:
@@ -52,13 +68,17 @@ except ArtifactError as error:
     st.stop()
 retriever = retriever_artifact.model
 params = index_controls(retriever_name, retriever, index_box, params_box)
-n_candidates = params_box.select_slider("Candidates (N)", CANDIDATES, value=DEFAULT_CANDIDATES, key="pipe_n")
+if st.session_state.get("pipe_n") not in CANDIDATES:
+    st.session_state["pipe_n"] = DEFAULT_CANDIDATES
+n_candidates = params_box.select_slider("Candidates (N)", CANDIDATES, key="pipe_n")
 
 funnels = stored_funnels(name, versions, ranker_names, retriever_name)
 ranker_options = [NO_RANKER, *ranker_names]
 best = max(funnels, key=lambda r: funnels[r].ndcg_gain) if funnels else NO_RANKER
+if st.session_state.get("pipe_ranker") not in ranker_options:
+    st.session_state["pipe_ranker"] = best
 ranker_name = stage_two.selectbox(
-    "Ranker", ranker_options, index=ranker_options.index(best), key="pipe_ranker",
+    "Ranker", ranker_options, key="pipe_ranker",
     help="Rankers trained over this retriever keep their tuned blend with its order; over another they rank alone.",
 )  # fmt: skip
 try:
@@ -68,6 +88,11 @@ except ArtifactError as error:
     st.stop()
 
 user_ids = dataset.users["user_id"].astype(str).tolist()
+if linked["user"] is not None:
+    if linked["user"] in user_ids:
+        st.session_state["pipe_user"] = linked["user"]
+    else:
+        st.warning(f"User {literal(linked['user'])} from the link is not in {name}: showing another user.")
 if st.session_state.get("pipe_user") not in user_ids:
     st.session_state["pipe_user"] = user_ids[0]
 
@@ -76,9 +101,13 @@ def pick_random() -> None:
     st.session_state["pipe_user"] = str(np.random.default_rng().choice(user_ids))
 
 
-who, lucky = st.columns([3, 1], vertical_alignment="bottom")
+who, lucky, share = st.columns([6, 1.2, 0.8], vertical_alignment="bottom")
 user_id = who.selectbox("User (type to search)", user_ids, key="pipe_user")
 lucky.button("Random user", icon=":material/casino:", on_click=pick_random, key="pipe_random")
+to_link(retriever=retriever_name, ranker=NO_RANKER_LINK if ranker is None else ranker_name, candidates=n_candidates,
+        user=user_id)  # fmt: skip
+with share:
+    copy_link("share_pipeline")
 
 try:
     index = None

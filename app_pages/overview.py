@@ -35,7 +35,7 @@ CHARTS = [
     "Rating distribution",
 ]
 
-dataset = open_view("Overview", "📊")
+dataset = open_view("Overview")
 name = dataset.name
 tables = cached_dataset_tables(name, dataset.fingerprint)
 summary = dataset.summary()

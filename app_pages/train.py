@@ -22,7 +22,7 @@ from recsys_core.training.schedule import default_workers
 from ui import cached_split, config_form, literal, open_view, trained_versions, training_allowed, training_panel
 from ui.tuning import tune_section
 
-dataset = open_view("Train", "🏋️", training_status=False)  # this page shows the job itself, with curves
+dataset = open_view("Train")
 name = dataset.name
 if not training_allowed():
     st.info(

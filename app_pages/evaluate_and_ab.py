@@ -29,7 +29,7 @@ BEYOND = {
     "diversity@10": "diversity@10 (intra-list genre distance)",
     "novelty@10": "novelty@10 (mean self-information, bits)",
 }
-dataset = open_view("Evaluate and A/B", "⚖️")
+dataset = open_view("Evaluate and A/B")
 name = dataset.name
 versions = require_models(name, "evaluate")
 frames, problems = load_per_user(name, list(versions))
@@ -41,6 +41,9 @@ if board.empty:
     st.warning("The stored test metrics cannot be read: retrain the models on the home page.")
 else:
     leaderboard_table(board)
+    st.download_button("Download the metrics (CSV)", board.assign(protocol=PROTOCOL).to_csv(index=False),
+                       file_name=f"{name}-evaluation.csv", mime="text/csv", icon=":material/download:",
+                       key="metrics_csv")  # fmt: skip
 for problem in {**problems, **damaged_models(name)}.values():
     st.warning(problem)
 
