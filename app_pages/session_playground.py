@@ -11,6 +11,7 @@ from recsys_core.models import attention_models, history_readers
 from recsys_core.serving.explain import recommend_each, without_position
 from recsys_core.serving.recommend import Answer, Request
 from ui import (
+    EDIT_POSITION,
     add_item,
     attention_map,
     cached_split,
@@ -24,6 +25,7 @@ from ui import (
     next_items,
     open_view,
     point_home,
+    position_key,
     remove_item,
     require_models,
     set_session,
@@ -84,11 +86,12 @@ if not session:
 # One list and one set of controls, whatever the session's length: a change redraws little.
 titles = titles_of(dataset, session)
 st.text("\n".join(f"{n + 1}. {title}" for n, title in enumerate(titles)))
-if st.session_state.get("edit_position", 0) >= len(session):
-    st.session_state["edit_position"] = len(session) - 1
 chosen, up, down, drop = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
-position = chosen.selectbox("Item to move or remove", range(len(session)), key="edit_position",
-                            format_func=lambda n: f"{n + 1}. {titles[n]}")  # fmt: skip
+position = chosen.selectbox(
+    "Item to move or remove", range(len(session)), index=min(st.session_state.get(EDIT_POSITION, 0), len(session) - 1),
+    key=position_key(EDIT_POSITION, session), format_func=lambda n: f"{n + 1}. {titles[n]}",
+)  # fmt: skip
+st.session_state[EDIT_POSITION] = position
 up.button("↑ earlier", key="move_up", on_click=move_item, args=(session, position, -1), disabled=position == 0)
 down.button("↓ later", key="move_down", on_click=move_item, args=(session, position, 1),
             disabled=position == len(session) - 1)  # fmt: skip
@@ -150,9 +153,8 @@ st.subheader("What if: drop one item")
 if len(session) < 2:
     st.info("Add a second item to see what dropping one changes.")
     st.stop()
-if st.session_state.get("drop", 0) >= len(session):
-    st.session_state["drop"] = 0
-dropped = st.selectbox("Drop", range(len(session)), key="drop", format_func=lambda p: f"{p + 1}. {titles[p]}")
+dropped = st.selectbox("Drop", range(len(session)), key=position_key("drop", session),
+                       format_func=lambda p: f"{p + 1}. {titles[p]}")  # fmt: skip
 # The dropped item stays excluded: the question is how the rest of the session reads without it.
 shorter = Request(None, history=without_position(list(session), dropped), exclude=[session[dropped]], k=K)
 st.dataframe(what_changed(dataset, answers, recommend_each(models, dataset, split, shorter)), hide_index=True,

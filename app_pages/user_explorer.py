@@ -108,7 +108,7 @@ if linked_models is not None:
             st.session_state["explorer_all"] = False
 if "explorer_models" not in st.session_state or not set(st.session_state["explorer_models"]) <= set(trained):
     st.session_state["explorer_models"] = cached_best_per_family(name, tuple(versions.items()), SHOWN_BY_DEFAULT)
-chooser, every, share = st.columns([6, 1.2, 0.8], vertical_alignment="bottom")
+chooser, every, share = st.columns([5, 1.2, 1], vertical_alignment="bottom")
 show_all = every.toggle("All models", key="explorer_all", help=f"Every trained model ({len(trained)}).")
 chosen = chooser.multiselect(
     "Models to compare", trained, key="explorer_models", disabled=show_all,

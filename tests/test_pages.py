@@ -155,6 +155,11 @@ def test_a_stale_explorer_link_says_so_and_falls_back_to_defaults(trained):
     assert at.sidebar.selectbox(key="dataset").value == "synthetic"
 
 
+def position_box(at: AppTest):
+    """The playground's "Item to move or remove" (a new widget, with its own key, for each session)."""
+    return next(box for box in at.selectbox if box.label == "Item to move or remove")
+
+
 def session_titles(at: AppTest) -> list[str]:
     """The numbered session list, as shown (plain text, never markdown)."""
     listed = [t.value for t in at.text if t.value.startswith("1. ")]
@@ -196,13 +201,13 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     assert any("layer 1, head 1" in a["text"] for f in figures(at) for a in f["layout"].get("annotations", []))
     what_if = at.dataframe[-1].value
     assert set(what_if["model"]) == set(readers)
-    at.selectbox(key="drop").select(2).run()
+    next(box for box in at.selectbox if box.label == "Drop").select(2).run()
     assert not at.exception and "without item 3 (chosen above)" in at.caption[-1].value
-    at.selectbox(key="edit_position").select(2).run()
+    position_box(at).select(2).run()
     at.button(key="move_up").click().run()
     assert session_titles(at) == ["Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]
-    assert at.selectbox(key="edit_position").value == 1  # the selection follows the moved item
-    at.selectbox(key="edit_position").select(0).run()
+    assert position_box(at).value == 1  # the selection follows the moved item
+    position_box(at).select(0).run()
     at.button(key="remove_item").click().run()
     assert not at.exception
     assert session_titles(at) == ["Item 3 (group 0)", "Item 2 (group 0)"]

@@ -60,12 +60,14 @@ from ui.panels import (
 )
 from ui.pipeline import both_lists, funnel_metrics, index_controls, latency_metrics
 from ui.session import (
+    EDIT_POSITION,
     add_item,
     attention_map,
     current_session,
     example_note,
     move_item,
     next_items,
+    position_key,
     remove_item,
     set_session,
     start_from_genre,
@@ -86,6 +88,7 @@ from ui.views import (
 )
 
 __all__ = [
+    "EDIT_POSITION",
     "HOME_HINT",
     "ModelRecord",
     "Overlay",
@@ -146,6 +149,7 @@ __all__ = [
     "paired_result",
     "per_user_box",
     "point_home",
+    "position_key",
     "remove_item",
     "require_models",
     "select_clicked",

@@ -12,6 +12,7 @@ from recsys_core.models.base import Recommender
 from recsys_core.serving.explain import rank_changes
 from recsys_core.serving.recommend import Answer, session_attention
 from ui.charts import heatmap, heatmap_grid
+from ui.links import SEPARATOR
 from ui.text import family_label
 
 MAX_SESSION = 200
@@ -80,11 +81,21 @@ def add_item(dataset: Dataset, session: list[str]) -> None:
     st.session_state["add_item"] = None
 
 
+EDIT_POSITION = "edit_position"  # the position chosen to move or remove, whichever widget shows it
+
+
+def position_key(name: str, session: list[str]) -> str:
+    """The key of a widget that chooses a position in this very session: a new widget for each
+    session, because a browser keeps a kept widget's shown label, so after a change it would show,
+    and send back, the title that used to be at that position."""
+    return f"{name}:{SEPARATOR.join(session)}"
+
+
 def move_item(session: list[str], position: int, step: int) -> None:
     other = position + step
     if 0 <= other < len(session):
         session[position], session[other] = session[other], session[position]
-        st.session_state["edit_position"] = other  # the selection follows the item
+        st.session_state[EDIT_POSITION] = other  # the selection follows the item
 
 
 def remove_item(session: list[str], position: int) -> None:
