@@ -22,8 +22,16 @@ if "ui" not in sys.modules:
     status = top.status("Starting the lab…", expanded=True)
     status.write("Loading PyTorch and the model zoo (once per server start).")
 
+import torch  # noqa: E402 - loaded already by the model zoo
+
 from ui.navigation import navigate  # noqa: E402 - after the status box, on purpose
 from ui.views import select_dataset  # noqa: E402
+
+# The views answer one request at a time with small tensors, where a second intra-op thread gains
+# nothing; and while the browser draws on the same cores, torch's OpenMP threads wait on each other:
+# the explorer's five models answered in ~200 ms with two threads, ~20 ms with one (2-core machine,
+# Chromium drawing). Training never runs in this process: the job runner starts its own.
+torch.set_num_threads(1)
 
 page, view = navigate()
 select_dataset(training_status=view.sidebar_status, status=status, place=top)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from recsys_core.data import PROTOCOL
 from recsys_core.protocols.abtest import PROXIES
-from recsys_core.store.artifacts import damaged_models, leaderboard
+from recsys_core.store.artifacts import leaderboard
 from ui import (
     ab_form,
     ab_result,
@@ -21,6 +21,7 @@ from ui import (
     paired_result,
     per_user_box,
     require_models,
+    stored_damage,
 )
 
 BEYOND = {
@@ -44,7 +45,7 @@ else:
     st.download_button("Download the metrics (CSV)", board.assign(protocol=PROTOCOL).to_csv(index=False),
                        file_name=f"{name}-evaluation.csv", mime="text/csv", icon=":material/download:",
                        key="metrics_csv")  # fmt: skip
-for problem in {**problems, **damaged_models(name)}.values():
+for problem in {**problems, **stored_damage(name)}.values():
     st.warning(problem)
 
 st.header("Per-user distributions")

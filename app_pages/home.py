@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from recsys_core.models import DEFAULT_ZOO, REGISTRY
-from recsys_core.store.artifacts import TrainingLocked, damaged_models, leaderboard
+from recsys_core.store.artifacts import TrainingLocked, leaderboard
 from recsys_core.training.jobs import job_status, lock_holder, start_job
 from recsys_core.training.schedule import default_workers
 from ui import (
@@ -16,6 +16,7 @@ from ui import (
     leaderboard_table,
     literal,
     open_view,
+    stored_damage,
     trained_versions,
     training_allowed,
     training_panel,
@@ -61,7 +62,7 @@ st.caption(f"Source: {literal(summary['source'])}")
 
 st.subheader("Training")
 trained = trained_versions(name)
-damaged = damaged_models(name)
+damaged = stored_damage(name)
 missing = [m for m in DEFAULT_ZOO if m not in trained or m in damaged]
 st.write(f"**{len(trained)}** of {len(REGISTRY)} models trained on {name}: " + (", ".join(trained) or "none yet") + ".")
 for problem in damaged.values():

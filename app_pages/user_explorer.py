@@ -14,7 +14,6 @@ from recsys_core.models import rankers, retrievers
 from recsys_core.serving.explain import answer_each, usual_retriever
 from recsys_core.serving.pipeline import DEFAULT_CANDIDATES
 from recsys_core.serving.recommend import Answer, Request
-from recsys_core.store.artifacts import damaged_models
 from ui import (
     agreement_map,
     cached_best_per_family,
@@ -31,6 +30,7 @@ from ui import (
     open_view,
     require_models,
     side_by_side,
+    stored_damage,
     to_link,
     trained_among,
 )
@@ -53,118 +53,127 @@ if linked_user is not None:
         st.session_state["activity"] = (low, high)  # the linked user passes the filter
     else:
         st.warning(f"User {literal(linked_user)} from the link is not in {name}: showing another user.")
-filters, search = st.columns([1, 2])
-if low < high:
-    st.session_state.setdefault("activity", (low, high))  # set here, not as a default: a link may set it too
-    bounds = filters.slider("Users with this many interactions", low, high, key="activity")
-else:  # every user has as many interactions: nothing to filter by
-    bounds = (low, high)
-candidates = activity[activity["interactions"].between(*bounds)]
-if candidates.empty:
-    st.info("No user has that many interactions: widen the range.")
-    st.stop()
-options = candidates["user_id"].tolist()
-counts = dict(zip(activity["user_id"], activity["interactions"], strict=True))
-if st.session_state.get("user") not in options:
-    st.session_state["user"] = options[0]
 
 
-def pick_random() -> None:
-    st.session_state["user"] = str(np.random.default_rng().choice(options))
+@st.fragment
+def explore() -> None:
+    """The filter, the user and the comparison: a change here reruns this part alone, not the sidebar
+    and the page's frame, which is what keeps a new user's redraw quick (docs/benchmarks.md)."""
+    filters, search = st.columns([1, 2])
+    if low < high:
+        st.session_state.setdefault("activity", (low, high))  # set here, not as a default: a link may set it too
+        bounds = filters.slider("Users with this many interactions", low, high, key="activity")
+    else:  # every user has as many interactions: nothing to filter by
+        bounds = (low, high)
+    candidates = activity[activity["interactions"].between(*bounds)]
+    if candidates.empty:
+        st.info("No user has that many interactions: widen the range.")
+        st.stop()
+    options = candidates["user_id"].tolist()
+    counts = dict(zip(activity["user_id"], activity["interactions"], strict=True))
+    if st.session_state.get("user") not in options:
+        st.session_state["user"] = options[0]
 
 
-user_id = search.selectbox(
-    f"User ({len(options):,} match the filter; type to search)",
-    options,
-    key="user",
-    format_func=lambda u: f"{u} · {counts.get(u, 0)} interactions",
-)
-search.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user")
-user = dataset.user_index(user_id)
-test_item = int(split.test_item[user])
+    def pick_random() -> None:
+        st.session_state["user"] = str(np.random.default_rng().choice(options))
 
-with st.expander(f"History of user {literal(user_id)} ({counts.get(user_id, 0)} interactions)", expanded=True):
-    st.dataframe(user_history(dataset, split, user).iloc[::-1], hide_index=True, width="stretch", height=210)
+
+    user_id = search.selectbox(
+        f"User ({len(options):,} match the filter; type to search)",
+        options,
+        key="user",
+        format_func=lambda u: f"{u} · {counts.get(u, 0)} interactions",
+    )
+    search.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user")
+    user = dataset.user_index(user_id)
+    test_item = int(split.test_item[user])
+
+    with st.expander(f"History of user {literal(user_id)} ({counts.get(user_id, 0)} interactions)", expanded=True):
+        st.dataframe(user_history(dataset, split, user).iloc[::-1], hide_index=True, width="stretch", height=210)
+        if test_item:
+            st.caption("Most recent first. The last interaction is held out as the test item: the models never saw it.")
     if test_item:
-        st.caption("Most recent first. The last interaction is held out as the test item: the models never saw it.")
-if test_item:
-    st.text(f"Held-out test item: {dataset.titles([test_item])[0]}")
-else:
-    st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
-
-# The models to compare: the best of each family on validation unless the user (or a link) says otherwise.
-trained = list(versions)
-linked_models = list_from_link("models")
-if linked_models is not None:
-    if linked_models == [ALL]:
-        st.session_state["explorer_all"] = True
+        st.text(f"Held-out test item: {dataset.titles([test_item])[0]}")
     else:
-        unknown = [m for m in linked_models if m not in versions]
-        if unknown:
-            st.warning(f"Not trained on {name}, so left out: {literal(', '.join(unknown))}.")
-        known = [m for m in linked_models if m in versions]
-        if known:
-            st.session_state["explorer_models"] = known
-            st.session_state["explorer_all"] = False
-if "explorer_models" not in st.session_state or not set(st.session_state["explorer_models"]) <= set(trained):
-    st.session_state["explorer_models"] = cached_best_per_family(name, tuple(versions.items()), SHOWN_BY_DEFAULT)
-chooser, every, share = st.columns([5, 1.2, 1], vertical_alignment="bottom")
-show_all = every.toggle("All models", key="explorer_all", help=f"Every trained model ({len(trained)}).")
-chosen = chooser.multiselect(
-    "Models to compare", trained, key="explorer_models", disabled=show_all,
-    help="By default the best model of each family by validation NDCG@10, at most five.",
-)  # fmt: skip
-shown = trained if show_all else chosen
-if not shown:
-    st.info("Choose at least one model to compare.")
-    st.stop()
+        st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
 
-artifacts, problems = load_trained(name, shown)
-ranker_names, retriever_names = trained_among(artifacts, rankers()), trained_among(versions, retrievers())
-retriever = None
-if ranker_names and retriever_names:
-    usual = usual_retriever([artifacts[m].model for m in ranker_names], retriever_names)
-    choices = [WHOLE_CATALOGUE, *retriever_names]
-    retriever = st.selectbox(
-        f"Rankers reorder the top {DEFAULT_CANDIDATES} candidates of", choices,
-        index=choices.index(usual) if usual else 0, key="explorer_retriever",
-        help="A ranker is the second stage of a pipeline; it can also score the whole catalogue alone.",
+    # The models to compare: the best of each family on validation unless the user (or a link) says otherwise.
+    trained = list(versions)
+    linked_models = list_from_link("models")
+    if linked_models is not None:
+        if linked_models == [ALL]:
+            st.session_state["explorer_all"] = True
+        else:
+            unknown = [m for m in linked_models if m not in versions]
+            if unknown:
+                st.warning(f"Not trained on {name}, so left out: {literal(', '.join(unknown))}.")
+            known = [m for m in linked_models if m in versions]
+            if known:
+                st.session_state["explorer_models"] = known
+                st.session_state["explorer_all"] = False
+    if "explorer_models" not in st.session_state or not set(st.session_state["explorer_models"]) <= set(trained):
+        st.session_state["explorer_models"] = cached_best_per_family(name, tuple(versions.items()), SHOWN_BY_DEFAULT)
+    chooser, every, share = st.columns([5, 1.2, 1], vertical_alignment="bottom")
+    show_all = every.toggle("All models", key="explorer_all", help=f"Every trained model ({len(trained)}).")
+    chosen = chooser.multiselect(
+        "Models to compare", trained, key="explorer_models", disabled=show_all,
+        help="By default the best model of each family by validation NDCG@10, at most five.",
     )  # fmt: skip
-to_link(user=user_id, models=[ALL] if show_all else chosen)
-with share:
-    copy_link("share_explorer")
+    shown = trained if show_all else chosen
+    if not shown:
+        st.info("Choose at least one model to compare.")
+        st.stop()
 
-models = {m: a.model for m, a in artifacts.items()}
-if retriever not in (None, WHOLE_CATALOGUE) and retriever not in models:
-    stage_one, stage_one_problems = load_trained(name, [retriever])
-    models_over = stage_one[retriever].model if retriever in stage_one else None
-    problems |= stage_one_problems
-else:
-    models_over = None if retriever in (None, WHOLE_CATALOGUE) else models[retriever]
-answers = answer_each(models, dataset, split, Request(user_id, k=K), models_over)
-listed = {m: answers[m] for m in shown if isinstance(answers.get(m), Answer)}
-for model in shown:
-    problem = problems.get(model) or (answers.get(model) if isinstance(answers.get(model), str) else None)
-    if problem:
-        st.warning(problem)
-for model, problem in damaged_models(name).items():  # a damaged model not shown: still worth knowing
-    if model not in shown:
-        st.warning(problem)
+    artifacts, problems = load_trained(name, shown)
+    ranker_names, retriever_names = trained_among(artifacts, rankers()), trained_among(versions, retrievers())
+    retriever = None
+    if ranker_names and retriever_names:
+        usual = usual_retriever([artifacts[m].model for m in ranker_names], retriever_names)
+        choices = [WHOLE_CATALOGUE, *retriever_names]
+        retriever = st.selectbox(
+            f"Rankers reorder the top {DEFAULT_CANDIDATES} candidates of", choices,
+            index=choices.index(usual) if usual else 0, key="explorer_retriever",
+            help="A ranker is the second stage of a pipeline; it can also score the whole catalogue alone.",
+        )  # fmt: skip
+    to_link(user=user_id, models=[ALL] if show_all else chosen)
+    with share:
+        copy_link("share_explorer")
 
-st.subheader(f"Top {K} side by side")
-if test_item:
-    held_out_caption(listed, str(dataset.item_ids[test_item]), K)
-if listed:
-    known_history = [int(i) for i in split.input_sequences("test")[user]]
-    compared = compared_lists(dataset, listed, versions, known_history, test_item)
-    side_by_side(compared)
-    notes = [f"{a.model}: {'; '.join(filter(None, [a.fallback, *a.notes]))}" for a in listed.values()
-             if a.fallback or a.notes]  # fmt: skip
-    if notes:
-        st.caption(" · ".join(notes))
-    list_reasons(compared)
-    file_name = re.sub(r"[^\w.-]", "_", f"{name}-user-{user_id}.csv")  # a user id may hold any character
-    st.download_button("Download the lists (CSV)", compared.to_csv(index=False), file_name=file_name,
-                       mime="text/csv", icon=":material/download:", key="explorer_csv")  # fmt: skip
+    models = {m: a.model for m, a in artifacts.items()}
+    if retriever not in (None, WHOLE_CATALOGUE) and retriever not in models:
+        stage_one, stage_one_problems = load_trained(name, [retriever])
+        models_over = stage_one[retriever].model if retriever in stage_one else None
+        problems |= stage_one_problems
+    else:
+        models_over = None if retriever in (None, WHOLE_CATALOGUE) else models[retriever]
+    answers = answer_each(models, dataset, split, Request(user_id, k=K), models_over)
+    listed = {m: answers[m] for m in shown if isinstance(answers.get(m), Answer)}
+    for model in shown:
+        problem = problems.get(model) or (answers.get(model) if isinstance(answers.get(model), str) else None)
+        if problem:
+            st.warning(problem)
+    for model, problem in stored_damage(name).items():  # a damaged model not shown: still worth knowing
+        if model not in shown:
+            st.warning(problem)
 
-agreement_map({a.model: a.items for a in listed.values()}, user_id, K)
+    st.subheader(f"Top {K} side by side")
+    if test_item:
+        held_out_caption(listed, str(dataset.item_ids[test_item]), K)
+    if listed:
+        known_history = [int(i) for i in split.input_sequences("test")[user]]
+        compared = compared_lists(dataset, listed, versions, known_history, test_item)
+        side_by_side(compared)
+        notes = [f"{a.model}: {'; '.join(filter(None, [a.fallback, *a.notes]))}" for a in listed.values()
+                 if a.fallback or a.notes]  # fmt: skip
+        if notes:
+            st.caption(" · ".join(notes))
+        list_reasons(compared)
+        file_name = re.sub(r"[^\w.-]", "_", f"{name}-user-{user_id}.csv")  # a user id may hold any character
+        st.download_button("Download the lists (CSV)", compared.to_csv(index=False), file_name=file_name,
+                           mime="text/csv", icon=":material/download:", key="explorer_csv")  # fmt: skip
+
+    agreement_map({a.model: a.items for a in listed.values()}, user_id, K)
+
+
+explore()

@@ -102,18 +102,27 @@ def settle(page, text: str, timeout: float = 60_000) -> None:
     a fresh browser shows each kind of widget as a skeleton until its code has loaded."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
     running = page.locator('[data-testid="stStatusWidget"]')
+    finished = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
     main = page.locator('[data-testid="stMain"]')
     skeletons = page.locator('[data-testid="stSkeleton"]')
     deadline = time.monotonic() + timeout / 1000
     before = None
     while time.monotonic() < deadline:
         running.wait_for(state="hidden", timeout=timeout)
+        finished.wait_for(timeout=timeout)
         now = main.inner_text()
         if now == before and not skeletons.count():
             return
         before = now
         page.wait_for_timeout(500)
     raise AssertionError(f"the page kept changing for {timeout / 1000:.0f} s after {text!r} appeared")
+
+
+def open_at(page, url: str, ready: str) -> None:
+    """Open ``url`` in the usual window and wait until its run has finished showing ``ready``."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(url)
+    settle(page, ready)
 
 
 def check_no_error(page) -> None:
@@ -147,32 +156,28 @@ VIEWS = [("", "DeepRec Lab", "Leaderboard", "home"), ("Overview", "Overview", "M
 
 @pytest.mark.parametrize(("path", "title", "ready", "shot"), VIEWS, ids=[v[3] for v in VIEWS])
 def test_every_view_opens_without_an_error(server, page, path, title, ready, shot):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/{path}")
-    settle(page, ready)
+    open_at(page, f"{server}/{path}", ready)
     assert page.locator("h1").first.inner_text().startswith(title)
     check_no_error(page)
     assert screenshot(page, shot).stat().st_size > 10_000
 
 
 def test_a_user_is_picked_in_the_explorer(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/User_Explorer")
-    settle(page, "How much do the models agree")
+    open_at(page, f"{server}/User_Explorer", "How much do the models agree")
     box = page.get_by_label("User (", exact=False).first
     box.click()
     page.keyboard.type("u42")
     page.get_by_role("option", name="u42 ·", exact=False).first.click()
     settle(page, "History of user u42")
     check_no_error(page)
-    assert page.locator(".js-plotly-plot").count() >= 1
+    expect(page.locator("table.side-by-side")).to_be_visible()
+    expect(page.locator("table.agreement")).to_be_visible()
     screenshot(page, "user_explorer_u42")
 
 
 def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Session_Playground")
-    settle(page, "What if: drop one item")  # it opens on an example session, with predictions
+    # It opens on an example session, with predictions.
+    open_at(page, f"{server}/Session_Playground", "What if: drop one item")
     page.get_by_role("button", name="Clear the session").click()
     settle(page, "The session is empty")
     for n, title in enumerate(["Item 1 (group 0)", "Item 2 (group 0)", "Item 3 (group 0)"], start=1):
@@ -206,9 +211,8 @@ def chips(page, label: str) -> list[str]:
 
 
 def test_a_shared_link_opens_exactly_that_view(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/User_Explorer?dataset=synthetic&user=u42&models=sasrec,ease,gru4rec")
-    settle(page, "History of user u42")
+    shared = f"{server}/User_Explorer?dataset=synthetic&user=u42&models=sasrec,ease,gru4rec"
+    open_at(page, shared, "History of user u42")
     check_no_error(page)
     assert chips(page, "Models to compare") == ["sasrec", "ease", "gru4rec"]
     expect(page.get_by_text("The held-out item is in the top 10 of", exact=False).first).to_be_visible()
@@ -224,6 +228,10 @@ def test_a_shared_link_opens_exactly_that_view(server, page):
     caption = page.get_by_text("The held-out item is in the top 10 of", exact=False).first.inner_text()
     assert "sasrec (rank" in caption  # the planted next item: sasrec finds it for this user
     assert page.get_by_text("✔ (green): the user's held-out test item", exact=False).count() == 1
+    # The held-out item's cell is shaded green in sasrec's column, its reason on hover.
+    held = page.locator("table.side-by-side td", has_text="✔").first
+    expect(held).to_have_css("background-color", "rgba(33, 195, 84, 0.3)")
+    assert "sasrec, rank" in held.get_attribute("title") and "because you watched" in held.get_attribute("title")
     screenshot(page, "user_explorer_shared")
     # The playground: the session and the models from the link, predictions and attention at once.
     page.goto(f"{server}/Session_Playground?dataset=synthetic&session=i1,i2,i3&models=sasrec,bert4rec")
@@ -236,9 +244,7 @@ def test_a_shared_link_opens_exactly_that_view(server, page):
 
 
 def test_the_playground_opens_on_an_example_with_predictions(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Session_Playground")
-    settle(page, "What if: drop one item")
+    open_at(page, f"{server}/Session_Playground", "What if: drop one item")
     check_no_error(page)
     expect(page.get_by_text("An example to start from", exact=False).first).to_be_visible()
     assert page.locator('[data-testid="stDataFrame"]').count() >= 2  # the predictions, then the attention's lists
@@ -246,9 +252,7 @@ def test_the_playground_opens_on_an_example_with_predictions(server, page):
 
 
 def test_a_link_to_an_unknown_user_says_so_and_shows_another(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/User_Explorer?user=nobody&models=lightgcn")
-    settle(page, "History of user")
+    open_at(page, f"{server}/User_Explorer?user=nobody&models=lightgcn", "History of user")
     check_no_error(page)
     expect(page.get_by_text("User nobody from the link is not in synthetic", exact=False).first).to_be_visible()
     expect(page.get_by_text("Not trained on synthetic, so left out: lightgcn", exact=False).first).to_be_visible()
@@ -275,9 +279,7 @@ def test_a_first_visit_says_which_source_it_is_trying(page, tmp_path_factory):
 
 
 def test_a_map_renders_with_points_and_a_click_lists_neighbours(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Embedding_Maps")
-    settle(page, "UMAP fit")
+    open_at(page, f"{server}/Embedding_Maps", "UMAP fit")
     points = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point")
     points.first.wait_for(timeout=30_000)  # plotly draws after the element mounts
     assert points.count() == 120  # every synthetic item is a point on the first map
@@ -291,9 +293,7 @@ def test_a_map_renders_with_points_and_a_click_lists_neighbours(server, page):
 
 
 def test_a_pipeline_run_shows_timings_and_both_lists(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Pipeline")
-    settle(page, "Final list next to")
+    open_at(page, f"{server}/Pipeline", "Final list next to")
     # The live latency of each stage (retrieve, rank, total) and the ANN recall, as metric values.
     expect(page.get_by_text(re.compile(r"^[\d.]+ ms$"))).to_have_count(3)
     expect(page.get_by_text(re.compile(r"^[\d.]+%$"))).to_have_count(1)
@@ -317,9 +317,7 @@ def choose(page, label: str, option: str, exact: bool = False) -> None:
 
 
 def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Evaluate_and_AB")
-    settle(page, "A/B simulator")
+    open_at(page, f"{server}/Evaluate_and_AB", "A/B simulator")
     check_no_error(page)
     assert page.get_by_text("A/B test of", exact=False).count() == 0  # nothing runs until asked
     choose(page, "Control (today's model)", "pop")
@@ -352,9 +350,7 @@ def test_an_uploaded_csv_is_trained_and_every_view_switches_to_it(training_serve
     interactions.write_text("\n".join(rows) + "\n")
     items = tmp_path / "shop-items.csv"
     items.write_text("item_id,title,genres\n" + "".join(f"m{i},Product {i},Group{i % 4}\n" for i in range(40)))
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Train")
-    settle(page, "Start training")
+    open_at(page, f"{server}/Train", "Start training")
     page.get_by_role("tab", name="Bring your own data").click()
     files = page.locator('input[type="file"]')
     files.nth(0).set_input_files(str(interactions))
@@ -391,9 +387,7 @@ def test_grouplens_files_upload_train_and_every_view_opens_on_an_ml1m_shaped_dat
 
     source = make_synthetic(n_users=40, n_items=1200, n_clusters=6, min_length=150, max_length=190, seed=3)
     folder = write_grouplens_files(source, tmp_path / "ml-1m-like")
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{training_server}/Train")
-    settle(page, "Start training")
+    open_at(page, f"{training_server}/Train", "Start training")
     page.get_by_role("tab", name="Bring your own data").click()
     files = page.locator('input[type="file"]')
     for n, name in enumerate(("ratings.dat", "movies.dat", "users.dat")):
@@ -415,9 +409,7 @@ def test_grouplens_files_upload_train_and_every_view_opens_on_an_ml1m_shaped_dat
 
 def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_can_be_cancelled(training_server, page):
     server = training_server
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server}/Train")
-    settle(page, "Start training")
+    open_at(page, f"{server}/Train", "Start training")
     pick(page, "baselines", "itemknn")
     page.get_by_role("button", name="Start training").click()
     settle(page, "Last training finished: itemknn", timeout=180_000)
@@ -439,9 +431,7 @@ def test_training_from_the_train_view_shows_progress_lands_on_the_overview_and_c
 
 
 def test_a_study_started_in_the_browser_shows_its_trials_and_figures(training_server, page):
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{training_server}/Train")
-    settle(page, "Start training")
+    open_at(page, f"{training_server}/Train", "Start training")
     page.get_by_role("tab", name="Tune").click()
     pick(page, "Models to tune", "ease")
     trials = page.get_by_label("Trials per model (the same for each)")

@@ -5,9 +5,11 @@ import copy
 import json
 import shutil
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import PAGE_MODELS
 from streamlit.testing.v1 import AppTest
@@ -15,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from recsys_core import models as registry
 from recsys_core.data import PROTOCOL
 from recsys_core.store.artifacts import best_per_family
+from ui import tables
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("app_pages/overview.py", "app_pages/user_explorer.py", "app_pages/session_playground.py",
@@ -45,6 +48,56 @@ def add_title(at: AppTest, title: str) -> None:
 
 def figures(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+class _Table(HTMLParser):
+    """One of ui.tables' HTML tables: cell texts and styles by row, the first row its header."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[str, str]]] = []
+        self.caption, self._cell, self._in_caption = "", None, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ["", dict(attrs).get("style", "")]
+        self._in_caption |= tag == "caption"
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append(tuple(self._cell))
+            self._cell = None
+        self._in_caption &= tag != "caption"
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[0] += data
+        elif self._in_caption:
+            self.caption += data
+
+
+def html_table(at: AppTest, css_class: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The texts and the styles of the page's table of that class (rows by their label), and its caption."""
+    body = next(h.proto.body for h in at.get("html") if f'class="{css_class}"' in h.proto.body)
+    table = _Table()
+    table.feed(body)
+    header, *rows = table.rows
+    frame = {part: pd.DataFrame([[cell[part] for cell in row[1:]] for row in rows], columns=[c[0] for c in header[1:]],
+                                index=[row[0][0] for row in rows]) for part in (0, 1)}  # fmt: skip
+    return frame[0], frame[1], table.caption
+
+
+def test_html_tables_show_data_as_written():
+    body = tables.html_table(["a<b"], [("r&1", [tables.Cell("<img src=x onerror=alert(1)>", "", 'say "hi"')])], "t")
+    assert "<img" not in body and "&lt;img src=x" in body and 'title="say &quot;hi&quot;"' in body
+    assert "a&lt;b" in body and "r&amp;1" in body
+
+
+def compared(at: AppTest) -> pd.DataFrame:
+    """The explorer's side-by-side table: a column per model, a row per rank, titles as shown."""
+    return html_table(at, "side-by-side")[0]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -92,36 +145,43 @@ def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_he
     assert chosen == best_per_family("synthetic", 5) and 1 < len(chosen) <= 5
     families = [registry.REGISTRY[m].family for m in chosen]
     assert len(set(families)) == len(families) and "sequential" in families
-    table = at.dataframe[1].value
+    table = compared(at)
     assert len(table) == 10 and len(table.columns) == len(chosen)
     assert table.stack().str.startswith("Item ").all()  # titles, not ids
-    # the sequential models find the planted next item for most users: some column marks it ✔
+    # the sequential models find the planted next item for most users: some column marks it ✔,
+    # shaded green; an item in two or more lists is marked ·N and shaded blue
     found = False
     for user in ("u1", "u2", "u3", "u4", "u5"):
         at.selectbox(key="user").select(user).run()
         assert not at.exception
-        found |= at.dataframe[1].value.stack().str.contains("✔").any()
+        texts, styles, _ = html_table(at, "side-by-side")
+        held = texts.stack().str.contains("✔")
+        found |= held.any()
+        assert styles.stack()[held].str.contains("33, 195, 84").all()
+        shared = texts.stack().str.contains("·") & ~held
+        assert styles.stack()[shared].str.contains("28, 131, 225").all()
     assert found
     assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
     assert at.query_params["user"] == "u5" and at.query_params["models"] == ",".join(chosen)
     # Reasons, with scores, in one long table (folded away): every shown model, ten items each.
-    reasons = at.dataframe[2].value
+    reasons = at.dataframe[1].value
     assert len(reasons) == 10 * len(chosen) and (reasons["because you watched"] != "").all()
     # Three models of one's choosing; all models; the overlap map follows the lists shown.
     at.multiselect(key="explorer_models").set_value(["ease", "bpr", "fm"]).run()
-    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "sasrec+fm"]
-    overlap = [f for f in figures(at) if "overlap" in f["layout"]["title"]["text"].lower()]
-    assert overlap and overlap[0]["data"][0]["x"] == ["ease", "bpr", "sasrec+fm"]
+    assert not at.exception and list(compared(at).columns) == ["ease", "bpr", "sasrec+fm"]
+    overlap, _, caption = html_table(at, "agreement")
+    assert list(overlap.columns) == list(overlap.index) == ["ease", "bpr", "sasrec+fm"]
+    assert "overlap" in caption.lower() and (overlap.to_numpy().diagonal() == "1.00").all()
     # fm, a ranker, reorders the candidates of the retriever it was trained over, unless told otherwise
     at.selectbox(key="explorer_retriever").set_value("none: rankers score the whole catalogue").run()
-    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "fm"]
+    assert not at.exception and list(compared(at).columns) == ["ease", "bpr", "fm"]
     at.selectbox(key="explorer_retriever").set_value("bpr").run()
-    assert not at.exception and list(at.dataframe[1].value.columns) == ["ease", "bpr", "bpr+fm"]
+    assert not at.exception and list(compared(at).columns) == ["ease", "bpr", "bpr+fm"]
     at.toggle(key="explorer_all").set_value(True).run()
-    assert not at.exception and len(at.dataframe[1].value.columns) == len(PAGE_MODELS)
+    assert not at.exception and len(compared(at).columns) == len(PAGE_MODELS)
     assert at.query_params["models"] == "all"
     at.radio(key="overlap").set_value("Jaccard").run()
-    assert not at.exception and any("Jaccard" in f["layout"]["title"]["text"] for f in figures(at))
+    assert not at.exception and "Jaccard" in html_table(at, "agreement")[2]
     at.button(key="random_user").click().run()
     assert not at.exception
     at.slider(key="activity").set_value((19, 20)).run()
@@ -138,7 +198,7 @@ def test_a_shared_explorer_link_reopens_its_user_and_models(trained):
     at.run()
     assert not at.exception
     assert at.selectbox(key="user").value == "u42"
-    assert list(at.dataframe[1].value.columns) == ["gru4rec", "ease", "pop"]
+    assert list(compared(at).columns) == ["gru4rec", "ease", "pop"]
     at.selectbox(key="user").select("u7").run()  # the widgets lead once the link is applied
     assert at.selectbox(key="user").value == "u7" and at.query_params["user"] == "u7"
 
@@ -151,7 +211,7 @@ def test_a_stale_explorer_link_says_so_and_falls_back_to_defaults(trained):
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
     assert "nobody" in warnings and "lightgcn" in warnings and "ml&#45;99m" in warnings
-    assert list(at.dataframe[1].value.columns) == ["ease"]
+    assert list(compared(at).columns) == ["ease"]
     assert at.sidebar.selectbox(key="dataset").value == "synthetic"
 
 
@@ -398,7 +458,7 @@ def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_stor
     at = open_page("app_pages/user_explorer.py")
     at.multiselect(key="explorer_models").set_value(["sasrec", "ease", "bpr"]).run()
     assert any("sasrec" in w.value and "damaged" in w.value for w in at.warning)
-    assert list(at.dataframe[1].value.columns) == ["ease", "bpr"]  # the other chosen models still compare
+    assert list(compared(at).columns) == ["ease", "bpr"]  # the other chosen models still compare
     at = open_page("app_pages/session_playground.py")
     add_title(at, "Item 5 (group 0)")
     assert not at.exception
@@ -416,7 +476,7 @@ def test_views_show_a_running_background_training_in_the_sidebar(isolated_store)
             time.sleep(0.1)
         at = open_page("app_pages/user_explorer.py")  # pop has landed: the view is usable already
         assert any("Background training on synthetic: 1 of 2 models stored" in c.value for c in at.sidebar.caption)
-        assert list(at.dataframe[1].value.columns) == ["pop"]  # the history, then pop's list
+        assert list(compared(at).columns) == ["pop"]  # the history, then pop's list
     finally:
         cancel_job("synthetic")
 

@@ -3,6 +3,7 @@
 - :mod:`ui.cache`: loaders cached on the dataset and the artifact's version (a retrain is picked up);
 - :mod:`ui.views`: the page frame, the dataset selector, guards that stop a view with a way forward;
 - :mod:`ui.charts`: the figures (plotly only);
+- :mod:`ui.tables`: small tables as plain HTML, shaded cells with a note on hover;
 - :mod:`ui.panels`, :mod:`ui.session`, :mod:`ui.maps`, :mod:`ui.pipeline`: blocks the views render;
 - :mod:`ui.training`: a background training job as the views show it, and the Train form's widgets;
 - :mod:`ui.links`: a view's state in the URL, and the Share control that copies it;
@@ -28,6 +29,7 @@ from ui.cache import (
     load_records,
     load_trained,
     map_is_stored,
+    stored_damage,
     stored_funnels,
     title_options,
     trained_versions,
@@ -158,6 +160,7 @@ __all__ = [
     "side_by_side",
     "start_from_genre",
     "start_from_user",
+    "stored_damage",
     "stored_funnels",
     "title_options",
     "titles_of",

@@ -11,7 +11,7 @@ from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, fo
 from recsys_core.serving.explain import compare_lists, explain_items, overlap_matrix
 from recsys_core.serving.recommend import Answer
 from ui.cache import ModelRecord, cached_artifact, cached_reason_vectors
-from ui.charts import heatmap
+from ui.tables import Cell, show_table
 
 # --------------------------------------------------------------------------- Overview
 
@@ -82,25 +82,26 @@ SHARED_STYLE = "background-color: rgba(28, 131, 225, 0.12)"
 
 
 def side_by_side(compared: pd.DataFrame) -> None:
-    """The lists as one table, a column per model and a row per rank: titles, the held-out item
-    marked ✔ and shaded green wherever it appears, an item in two or more lists marked ·N (shaded)."""
-    marks = compared["title"] + compared["held out"].map({True: " ✔", False: ""})
-    marks += compared["in lists"].map(lambda n: f" ·{n}" if n > 1 else "")
+    """The lists as one table, a column per model and a row per rank: full titles, the held-out item
+    marked ✔ and shaded green wherever it appears, an item in two or more lists marked ·N (shaded),
+    each item's score and reason on hover."""
     order = list(dict.fromkeys(compared["model"]))
-    wide = compared.assign(cell=marks).pivot(index="rank", columns="model", values="cell").reindex(columns=order)
-    held = compared.pivot(index="rank", columns="model", values="held out").reindex(columns=order)
-    shared = compared.pivot(index="rank", columns="model", values="in lists").reindex(columns=order)
+    cells = {(row["model"], row["rank"]): row for row in compared.to_dict("records")}
 
-    def shade(frame: pd.DataFrame) -> pd.DataFrame:
-        styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        styles = styles.mask(shared.fillna(0) > 1, SHARED_STYLE)
-        return styles.mask(held.fillna(False).astype(bool), HELD_OUT_STYLE)
+    def cell(model: str, rank: int) -> Cell:
+        row = cells.get((model, rank))
+        if row is None:  # a model that returned fewer items
+            return Cell("")
+        shared = row["in lists"] > 1
+        text = row["title"] + (" ✔" if row["held out"] else "") + (f" ·{row['in lists']}" if shared else "")
+        style = HELD_OUT_STYLE if row["held out"] else SHARED_STYLE if shared else ""
+        note = f"{model}, rank {rank}: score {row['score']:.3f}; because you watched {row['because you watched']}"
+        return Cell(text, style, note)
 
-    rank = st.column_config.NumberColumn(width="small")
-    st.dataframe(wide.fillna("").style.apply(shade, axis=None), width="stretch", height=38 + 35 * len(wide),
-                 column_config={"rank": rank})  # fmt: skip
+    ranks = sorted(set(compared["rank"]))
+    show_table(["rank", *order], [(str(r), [cell(m, r) for m in order]) for r in ranks], "side-by-side")
     st.caption("✔ (green): the user's held-out test item. ·N (blue): the item is in N of the lists shown. "
-               f"Protocol: {PROTOCOL}.")  # fmt: skip
+               f"Hover over an item for its score and reason. Protocol: {PROTOCOL}.")  # fmt: skip
 
 
 def list_reasons(compared: pd.DataFrame) -> None:
@@ -112,15 +113,16 @@ def list_reasons(compared: pd.DataFrame) -> None:
 
 
 def agreement_map(lists: dict[str, list[str]], user_id: str, k: int) -> None:
-    """How much the models' top-``k`` lists overlap, as a heat map (nothing for fewer than two lists)."""
+    """How much the models' top-``k`` lists overlap, as a shaded table (nothing for fewer than two lists)."""
     if len(lists) < 2:
         return
     st.subheader("How much do the models agree?")
     measure = st.radio("Overlap measure", ["Rank-biased overlap", "Jaccard"], horizontal=True, key="overlap")
     matrix = overlap_matrix(lists, "rbo" if measure.startswith("Rank") else "jaccard")
-    figure = heatmap(matrix.to_numpy(), list(matrix.columns), list(matrix.index), zmax=1, text=True,
-                     title=f"{measure} between the top-{k} lists of user {user_id}")  # fmt: skip
-    st.plotly_chart(figure, width="stretch")
+    names = list(matrix.columns)
+    rows = [(a, [Cell(f"{matrix.loc[a, b]:.2f}", f"background-color: rgba(28, 131, 225, {0.6 * matrix.loc[a, b]:.2f})",
+                      f"{measure} of {a} and {b}: {matrix.loc[a, b]:.2f}") for b in names]) for a in names]  # fmt: skip
+    show_table(["", *names], rows, "agreement", f"{measure} between the top-{k} lists of user {user_id}")
     st.caption(
         "Jaccard: shared items over all items of both lists, order ignored. Rank-biased overlap "
         "(p = 0.9): agreement at every depth, weighted towards the top of the lists."
