@@ -1,6 +1,7 @@
 """User explorer: pick a user; their history; the chosen models' top 10 side by side (a column per
 model, the held-out test item and the items models share marked), each item's score and reason on
-hover and in a fold-out table; how much the models agree. The user and the models are in the URL, so the view can be shared."""
+hover and in a fold-out table; how much the models agree. The user and the models are in the URL,
+so the view can be shared."""
 
 from __future__ import annotations
 
