@@ -1,7 +1,7 @@
-"""User explorer: pick a user; their history; the chosen models' top 10 side by side (a column per
-model, the held-out test item and the items models share marked), each item's score and reason on
-hover and in a fold-out table; how much the models agree. The user and the models are in the URL,
-so the view can be shared."""
+"""User explorer: a user by id or at random; their recent history; the chosen models' top 10 side by
+side (a column per model, the held-out test item and the items models share marked), each item's
+score and reason on hover and in a pop-over table; how much the models agree. The user and the
+models are in the URL, so the view can be shared."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from ui import (
     compared_lists,
     copy_link,
     from_link,
-    held_out_caption,
+    held_out_sentence,
     list_from_link,
     list_reasons,
     literal,
     load_trained,
     open_view,
+    recent_history,
     require_models,
     side_by_side,
     stored_damage,
@@ -47,57 +48,62 @@ split = cached_split(name)
 
 activity = cached_user_activity(name)
 low, high = int(activity["interactions"].min()), int(activity["interactions"].max())
+counts = dict(zip(activity["user_id"], activity["interactions"], strict=True))
 linked_user = from_link("user")
 if linked_user is not None:
-    if linked_user in set(activity["user_id"]):
+    if linked_user in counts:
         st.session_state["user"] = linked_user
-        st.session_state["activity"] = (low, high)  # the linked user passes the filter
     else:
         st.warning(f"User {literal(linked_user)} from the link is not in {name}: showing another user.")
 
 
+def like(typed: str, limit: int = 5) -> list[str]:
+    """Ids sharing the longest start with a mistyped one: what to suggest instead."""
+    for n in range(len(typed), 0, -1):
+        close = [u for u in counts if u.startswith(typed[:n])]
+        if close:
+            return close[:limit]
+    return []
+
+
 @st.fragment
 def explore() -> None:
-    """The filter, the user and the comparison: a change here reruns this part alone, not the sidebar
-    and the page's frame, which is what keeps a new user's redraw quick (docs/benchmarks.md)."""
-    filters, search = st.columns([1, 2])
+    """The user and the comparison: a change here reruns this part alone, not the sidebar and the
+    page's frame, which is what keeps a new user's redraw quick (docs/benchmarks.md)."""
+    # The user by id, in a text box: it answers at once whatever the number of users (a select box
+    # sends and redraws every option at each change; ML-1M has 6,040 users, a user's file may have more).
+    search, filters, lucky = st.columns([2, 2, 1], vertical_alignment="bottom")
     if low < high:
         st.session_state.setdefault("activity", (low, high))  # set here, not as a default: a link may set it too
-        bounds = filters.slider("Users with this many interactions", low, high, key="activity")
+        bounds = filters.slider("Random user among those with this many interactions", low, high, key="activity")
     else:  # every user has as many interactions: nothing to filter by
         bounds = (low, high)
-    candidates = activity[activity["interactions"].between(*bounds)]
-    if candidates.empty:
-        st.info("No user has that many interactions: widen the range.")
-        st.stop()
-    options = candidates["user_id"].tolist()
-    counts = dict(zip(activity["user_id"], activity["interactions"], strict=True))
-    if st.session_state.get("user") not in options:
-        st.session_state["user"] = options[0]
-
+    candidates = activity.loc[activity["interactions"].between(*bounds), "user_id"].tolist()
+    first = str(activity["user_id"].iloc[0])
+    st.session_state.setdefault("user", first)
 
     def pick_random() -> None:
-        st.session_state["user"] = str(np.random.default_rng().choice(options))
+        st.session_state["user"] = str(np.random.default_rng().choice(candidates))
 
-
-    user_id = search.selectbox(
-        f"User ({len(options):,} match the filter; type to search)",
-        options,
-        key="user",
-        format_func=lambda u: f"{u} · {counts.get(u, 0)} interactions",
-    )
-    search.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user")
+    typed = search.text_input(
+        f"User id (of {len(counts):,})", key="user", placeholder=f"for example {first}",
+        help="Any user of the data, by id; or a random one with the button.",
+    ).strip()  # fmt: skip
+    lucky.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user",
+                 disabled=not candidates, help=f"One of the {len(candidates):,} users with {bounds[0]} to {bounds[1]} "
+                 "interactions.")  # fmt: skip
+    if typed in counts:
+        st.session_state["shown_user"] = user_id = typed
+    else:
+        shown = st.session_state.get("shown_user")  # the last user shown, if this dataset has them
+        user_id = shown if shown in counts else first
+        close = like(typed) if typed else []
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        st.warning(f"No user {literal(typed)} in {name}: still showing user {literal(user_id)}.{hint}")
     user = dataset.user_index(user_id)
     test_item = int(split.test_item[user])
 
-    with st.expander(f"History of user {literal(user_id)} ({counts.get(user_id, 0)} interactions)", expanded=True):
-        st.dataframe(user_history(dataset, split, user).iloc[::-1], hide_index=True, width="stretch", height=210)
-        if test_item:
-            st.caption("Most recent first. The last interaction is held out as the test item: the models never saw it.")
-    if test_item:
-        st.text(f"Held-out test item: {dataset.titles([test_item])[0]}")
-    else:
-        st.caption("This user has too few interactions to hold one out: the lists below are plain recommendations.")
+    recent_history(user_history(dataset, split, user), user_id)
 
     # The models to compare: the best of each family on validation unless the user (or a link) says otherwise.
     trained = list(versions)
@@ -158,21 +164,21 @@ def explore() -> None:
         if model not in shown:
             st.warning(problem)
 
-    st.subheader(f"Top {K} side by side")
-    if test_item:
-        held_out_caption(listed, str(dataset.item_ids[test_item]), K)
     if listed:
         known_history = [int(i) for i in split.input_sequences("test")[user]]
         compared = compared_lists(dataset, listed, versions, known_history, test_item)
-        side_by_side(compared)
+        found = held_out_sentence(listed, str(dataset.item_ids[test_item]), K) if test_item else ""
+        side_by_side(compared, K, found)
         notes = [f"{a.model}: {'; '.join(filter(None, [a.fallback, *a.notes]))}" for a in listed.values()
                  if a.fallback or a.notes]  # fmt: skip
         if notes:
             st.caption(" · ".join(notes))
-        list_reasons(compared)
+        why, download = st.columns([1, 3])
+        with why:
+            list_reasons(compared)
         file_name = re.sub(r"[^\w.-]", "_", f"{name}-user-{user_id}.csv")  # a user id may hold any character
-        st.download_button("Download the lists (CSV)", compared.to_csv(index=False), file_name=file_name,
-                           mime="text/csv", icon=":material/download:", key="explorer_csv")  # fmt: skip
+        download.download_button("Download the lists (CSV)", compared.to_csv(index=False), file_name=file_name,
+                                 mime="text/csv", icon=":material/download:", key="explorer_csv")  # fmt: skip
 
     agreement_map({a.model: a.items for a in listed.values()}, user_id, K)
 

@@ -164,15 +164,21 @@ def test_every_view_opens_without_an_error(server, page, path, title, ready, sho
 
 def test_a_user_is_picked_in_the_explorer(server, page):
     open_at(page, f"{server}/User_Explorer", "How much do the models agree")
-    box = page.get_by_label("User (", exact=False).first
-    box.click()
-    page.keyboard.type("u42")
-    page.get_by_role("option", name="u42 ·", exact=False).first.click()
-    settle(page, "History of user u42")
+    box = page.get_by_role("textbox", name="User id")
+    box.fill("u42")
+    box.press("Enter")
+    settle(page, "History of user u42 (")
     check_no_error(page)
     expect(page.locator("table.side-by-side")).to_be_visible()
-    expect(page.locator("table.agreement")).to_be_visible()
+    expect(page.locator("table.agreement")).to_have_count(2)  # rank-biased overlap and Jaccard
     screenshot(page, "user_explorer_u42")
+    # A mistyped id: a message, and the lists of the last user stay.
+    box.fill("u42x")
+    box.press("Enter")
+    settle(page, "No user u42x in synthetic")
+    check_no_error(page)
+    expect(page.get_by_text("still showing user u42. Did you mean u42", exact=False).first).to_be_visible()
+    expect(page.get_by_text("History of user u42 (", exact=False).first).to_be_visible()
 
 
 def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, page):
@@ -187,7 +193,7 @@ def test_a_session_is_built_by_typing_and_clicking_and_attention_shows(server, p
         settle(page, f"The session ({n} items)")
     check_no_error(page)
     settle(page, "What if: drop one item")
-    assert page.locator(".js-plotly-plot").count() >= 2  # sasrec and bert4rec attention maps
+    assert page.locator("table.attention").count() >= 2  # sasrec and bert4rec attention maps, shaded tables
     assert page.get_by_text("sasrec: attention averaged", exact=False).count() >= 1
     page.get_by_label("Item to move or remove").first.click()
     page.get_by_role("option", name="3. Item 3 (group 0)").first.click()
@@ -247,7 +253,7 @@ def test_the_playground_opens_on_an_example_with_predictions(server, page):
     open_at(page, f"{server}/Session_Playground", "What if: drop one item")
     check_no_error(page)
     expect(page.get_by_text("An example to start from", exact=False).first).to_be_visible()
-    assert page.locator('[data-testid="stDataFrame"]').count() >= 2  # the predictions, then the attention's lists
+    assert page.locator("table.next-items").count() >= 2  # the predictions, then the attention's lists
     assert chips(page, "Models")[:3] == ["gru4rec", "sasrec", "bert4rec"]  # the next-item models first
 
 

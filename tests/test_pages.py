@@ -3,6 +3,7 @@
 import base64
 import copy
 import json
+import re
 import shutil
 import time
 from html.parser import HTMLParser
@@ -80,7 +81,8 @@ class _Table(HTMLParser):
 
 def html_table(at: AppTest, css_class: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The texts and the styles of the page's table of that class (rows by their label), and its caption."""
-    body = next(h.proto.body for h in at.get("html") if f'class="{css_class}"' in h.proto.body)
+    pattern = rf'<table class="[^"]*\b{css_class}\b.*?</table>'  # an element may hold several tables
+    body = next(m.group(0) for h in at.get("html") if (m := re.search(pattern, h.proto.body, re.DOTALL)))
     table = _Table()
     table.feed(body)
     header, *rows = table.rows
@@ -152,7 +154,7 @@ def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_he
     # shaded green; an item in two or more lists is marked ·N and shaded blue
     found = False
     for user in ("u1", "u2", "u3", "u4", "u5"):
-        at.selectbox(key="user").select(user).run()
+        at.text_input(key="user").input(user).run()
         assert not at.exception
         texts, styles, _ = html_table(at, "side-by-side")
         held = texts.stack().str.contains("✔")
@@ -161,7 +163,8 @@ def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_he
         shared = texts.stack().str.contains("·") & ~held
         assert styles.stack()[shared].str.contains("28, 131, 225").all()
     assert found
-    assert any("held-out item is in the top 10 of" in c.value and PROTOCOL in c.value for c in at.caption)
+    sentence = next(h.proto.body for h in at.get("html") if "held-out item is in the top 10 of" in h.proto.body)
+    assert PROTOCOL in sentence
     assert at.query_params["user"] == "u5" and at.query_params["models"] == ",".join(chosen)
     # Reasons, with scores, in one long table (folded away): every shown model, ten items each.
     reasons = at.dataframe[1].value
@@ -169,9 +172,10 @@ def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_he
     # Three models of one's choosing; all models; the overlap map follows the lists shown.
     at.multiselect(key="explorer_models").set_value(["ease", "bpr", "fm"]).run()
     assert not at.exception and list(compared(at).columns) == ["ease", "bpr", "sasrec+fm"]
-    overlap, _, caption = html_table(at, "agreement")
-    assert list(overlap.columns) == list(overlap.index) == ["ease", "bpr", "sasrec+fm"]
-    assert "overlap" in caption.lower() and (overlap.to_numpy().diagonal() == "1.00").all()
+    for measure, name in (("rbo", "rank-biased overlap"), ("jaccard", "jaccard")):  # both measures, side by side
+        overlap, _, caption = html_table(at, measure)
+        assert list(overlap.columns) == list(overlap.index) == ["ease", "bpr", "sasrec+fm"]
+        assert name in caption.lower() and (overlap.to_numpy().diagonal() == "1.00").all()
     # fm, a ranker, reorders the candidates of the retriever it was trained over, unless told otherwise
     at.selectbox(key="explorer_retriever").set_value("none: rankers score the whole catalogue").run()
     assert not at.exception and list(compared(at).columns) == ["ease", "bpr", "fm"]
@@ -180,13 +184,19 @@ def test_user_explorer_compares_the_best_of_each_family_side_by_side_with_the_he
     at.toggle(key="explorer_all").set_value(True).run()
     assert not at.exception and len(compared(at).columns) == len(PAGE_MODELS)
     assert at.query_params["models"] == "all"
-    at.radio(key="overlap").set_value("Jaccard").run()
-    assert not at.exception and "Jaccard" in html_table(at, "agreement")[2]
+    # A random user among those with as many interactions as the filter says.
+    at.slider(key="activity").set_value((19, 20)).run()
     at.button(key="random_user").click().run()
     assert not at.exception
-    at.slider(key="activity").set_value((19, 20)).run()
+    user = at.text_input(key="user").value
+    history = html_table(at, "history")[2]
+    assert re.search(rf"History of user {user} \((19|20) interactions\)", history)
+    # A mistyped id: a clear message, the last user stays, ids like it are suggested.
+    at.text_input(key="user").input("u4x").run()
     assert not at.exception
-    assert at.selectbox(key="user").value in {f"u{i}" for i in range(1, 301)}
+    message = " ".join(w.value for w in at.warning)
+    assert "No user u4x in synthetic" in message and f"still showing user {user}" in message and "u4" in message
+    assert html_table(at, "history")[2].startswith(f"History of user {user} (")
 
 
 def test_a_shared_explorer_link_reopens_its_user_and_models(trained):
@@ -197,10 +207,10 @@ def test_a_shared_explorer_link_reopens_its_user_and_models(trained):
     at.query_params.update({"dataset": "synthetic", "user": "u42", "models": "gru4rec,ease,pop"})
     at.run()
     assert not at.exception
-    assert at.selectbox(key="user").value == "u42"
+    assert at.text_input(key="user").value == "u42"
     assert list(compared(at).columns) == ["gru4rec", "ease", "pop"]
-    at.selectbox(key="user").select("u7").run()  # the widgets lead once the link is applied
-    assert at.selectbox(key="user").value == "u7" and at.query_params["user"] == "u7"
+    at.text_input(key="user").input("u7").run()  # the widgets lead once the link is applied
+    assert at.text_input(key="user").value == "u7" and at.query_params["user"] == "u7"
 
 
 def test_a_stale_explorer_link_says_so_and_falls_back_to_defaults(trained):
@@ -235,7 +245,7 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     recent = synthetic_split.input_sequences("test")[example_user][-15:]
     assert session_titles(at) == synthetic.titles(recent)
     assert any(f"last 15 items of user {synthetic.user_ids[example_user]}" in c.value for c in at.caption)
-    assert len(at.dataframe[0].value) == 10
+    assert len(html_table(at, "next-items")[0]) == 10
     at.button(key="clear_session").click().run()
     assert not at.exception and "session is empty" in at.info[0].value
     for item in (1, 2, 3):
@@ -246,23 +256,28 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     # The models that predict the next item first, then the other history readers.
     readers = ["gru4rec", "sasrec", "bert4rec", "ease", "fm"]
     assert at.multiselect(key="playground_models").value == readers
-    predictions = at.dataframe[0].value
+    predictions = html_table(at, "next-items")[0]
     assert [c.split(" ")[0] for c in predictions.columns] == readers and len(predictions) == 10
     # the planted rule: after items 1, 2, 3 of a group comes item 4
     assert predictions.iloc[0][predictions.columns[readers.index("sasrec")]].startswith("Item 4 (group 0) · ")
-    # each Transformer's attention beside its own list
-    assert [c.split(" ")[0] for t in at.dataframe[1:3] for c in t.value.columns] == ["sasrec", "bert4rec"]
+    # each Transformer's attention beside its own list: its averaged map a shaded table, a row per position
+    lists = [h.proto.body for h in at.get("html") if "next-items" in h.proto.body][1:]
+    assert ["sasrec (" in lists[0], "bert4rec (" in lists[1]] == [True, True]
+    for model in ("sasrec", "bert4rec"):
+        weights, shades, caption = html_table(at, f"attention {model}")
+        assert caption.startswith(f"{model}: attention averaged over") and weights.index[0] == "1. Item 1 (group 0)"
+        assert shades.stack().str.contains("28, 131, 225").all()
     assert at.query_params["session"] == "i1,i2,i3"  # the items' own ids (Item 1 is i1)
-    maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
-    assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
-    assert maps[0]["data"][0]["x"][0] == "1. Item 1 (group 0)"
     at.radio(key="attention_view").set_value("Per layer and head").run()
     assert not at.exception
-    assert any("layer 1, head 1" in a["text"] for f in figures(at) for a in f["layout"].get("annotations", []))
-    what_if = at.dataframe[-1].value
-    assert set(what_if["model"]) == set(readers)
+    maps = [f for f in figures(at) if "attention" in f["layout"]["title"]["text"]]
+    assert {f["layout"]["title"]["text"].split(":")[0] for f in maps} == {"sasrec", "bert4rec"}
+    assert any("layer 1, head 1" in a["text"] for f in maps for a in f["layout"].get("annotations", []))
+    what_if = html_table(at, "what-if")[0]
+    assert set(what_if.index) == set(readers)
     next(box for box in at.selectbox if box.label == "Drop").select(2).run()
-    assert not at.exception and "without item 3 (chosen above)" in at.caption[-1].value
+    assert not at.exception and "without item 3 (chosen above)" in next(h.proto.body for h in at.get("html")
+                                                                          if "what-if" in h.proto.body)
     position_box(at).select(2).run()
     at.button(key="move_up").click().run()
     assert session_titles(at) == ["Item 1 (group 0)", "Item 3 (group 0)", "Item 2 (group 0)"]
@@ -276,8 +291,12 @@ def test_session_playground_builds_a_session_and_shows_predictions_attention_and
     at.button(key="use_user").click().run()
     u1 = synthetic_split.input_sequences("test")[synthetic.user_index("u1")][-15:]
     assert not at.exception and session_titles(at) == synthetic.titles(u1)
+    at.text_input(key="start_user").input("nobody").run()
+    at.button(key="use_user").click().run()  # an unknown user: a message, and the session stays
+    assert not at.exception and session_titles(at) == synthetic.titles(u1)
+    assert any("No user nobody in synthetic" in w.value for w in at.warning)
     at.multiselect(key="playground_models").set_value(["ease"]).run()
-    assert not at.exception and [c.split(" ")[0] for c in at.dataframe[0].value.columns] == ["ease"]
+    assert not at.exception and [c.split(" ")[0] for c in html_table(at, "next-items")[0].columns] == ["ease"]
     assert "Choose a Transformer" in at.info[0].value
     at.button(key="clear_session").click().run()
     assert not at.exception and "session is empty" in at.info[0].value
@@ -407,7 +426,7 @@ def test_titles_are_text_never_markdown_or_html(trained, synthetic, monkeypatch)
     assert session_titles(at) == [INJECTED, "Item 2 (group 0)"]  # no backslashes either
 
     at = open_page("app_pages/user_explorer.py")
-    at.selectbox(key="user").select(synthetic.user_ids[1]).run()
+    at.text_input(key="user").input(synthetic.user_ids[1]).run()
     assert not at.exception and not in_markdown(at)
 
 

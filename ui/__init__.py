@@ -54,10 +54,11 @@ from ui.panels import (
     ab_result,
     agreement_map,
     compared_lists,
-    held_out_caption,
+    held_out_sentence,
     list_reasons,
     model_card,
     paired_result,
+    recent_history,
     side_by_side,
 )
 from ui.pipeline import both_lists, funnel_metrics, index_controls, latency_metrics
@@ -77,6 +78,7 @@ from ui.session import (
     titles_of,
     what_changed,
 )
+from ui.tables import frame_table, note, show_html
 from ui.text import HOME_HINT, chart_text, family_label, literal
 from ui.training import config_form, training_allowed, training_panel
 from ui.views import (
@@ -125,12 +127,13 @@ __all__ = [
     "epoch_chart",
     "example_note",
     "family_label",
+    "frame_table",
     "from_link",
     "funnel_chart",
     "funnel_metrics",
     "heatmap",
     "heatmap_grid",
-    "held_out_caption",
+    "held_out_sentence",
     "index_controls",
     "interval_chart",
     "latency_metrics",
@@ -147,16 +150,19 @@ __all__ = [
     "move_item",
     "nearest_table",
     "next_items",
+    "note",
     "open_view",
     "paired_result",
     "per_user_box",
     "point_home",
     "position_key",
+    "recent_history",
     "remove_item",
     "require_models",
     "select_clicked",
     "select_dataset",
     "set_session",
+    "show_html",
     "side_by_side",
     "start_from_genre",
     "start_from_user",

@@ -8,6 +8,7 @@ cached with ``st.cache_data``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pandas as pd
@@ -128,7 +129,7 @@ def stored_damage(dataset_name: str) -> dict[str, str]:
     and times): the explorer asks at every widget change, and reading every model's files each time
     cost 10 ms of its redraw with 21 models; a stat of each costs a sixth of that."""
     files = sorted((str(p), *_stamp(p)) for p in dataset_root(dataset_name).glob("*/*.json"))
-    return _cached_damage(dataset_name, tuple(files))
+    return dict(_cached_damage(dataset_name, tuple(files)))
 
 
 def _stamp(path) -> tuple[int, int]:
@@ -139,7 +140,8 @@ def _stamp(path) -> tuple[int, int]:
         return -1, -1
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# Not st.cache_data: its hashing of the key, a stamp per file, would cost more than the stats.
+@functools.lru_cache(maxsize=16)
 def _cached_damage(dataset_name: str, files: tuple) -> dict[str, str]:
     del files  # the cache key only
     return damaged_models(dataset_name)

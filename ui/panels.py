@@ -11,7 +11,7 @@ from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, fo
 from recsys_core.serving.explain import compare_lists, explain_items, overlap_matrix
 from recsys_core.serving.recommend import Answer
 from ui.cache import ModelRecord, cached_artifact, cached_reason_vectors
-from ui.tables import Cell, show_table
+from ui.tables import Cell, heading, html_table, note, show_html, side_by_side_tables
 
 # --------------------------------------------------------------------------- Overview
 
@@ -28,8 +28,8 @@ def model_card(model: str, record: ModelRecord, family: str) -> None:
     cells[4].metric("Test NDCG@10", f"{record.results.test.ndcg_at_10.mean:.4f}")
     st.caption(f"Profile: {info.get('profile', '?')}; trained at {info.get('trained_at', '?')}; "
                f"seed {info.get('seed', '?')}. Protocol: {PROTOCOL}.")  # fmt: skip
-    for note in info.get("notes", []):
-        st.caption(f"Note: {note}")
+    for remark in info.get("notes", []):
+        st.caption(f"Note: {remark}")
     st.caption("Settings: " + "; ".join(f"{k} = {v}" for k, v in record.settings.items()))
     if record.history and "epoch" not in record.history[0]:
         st.caption("Tuning grid on validation (the best setting is kept):")
@@ -39,12 +39,39 @@ def model_card(model: str, record: ModelRecord, family: str) -> None:
 # --------------------------------------------------------------------------- User explorer
 
 
-def held_out_caption(answers: dict[str, Answer | str], held_out: str, k: int) -> None:
+HELD_OUT_STYLE = "background-color: rgba(33, 195, 84, 0.30); font-weight: 600"
+SHARED_STYLE = "background-color: rgba(28, 131, 225, 0.12)"
+
+
+def held_out_sentence(answers: dict[str, Answer | str], held_out: str, k: int) -> str:
     """Which models have the held-out item (external id) in their top ``k``, best rank first."""
     lists = {m: a.items for m, a in answers.items() if isinstance(a, Answer)}
     ranks = {m: items.index(held_out) + 1 for m, items in lists.items() if held_out in items}
     found = ", ".join(f"{m} (rank {r})" for m, r in sorted(ranks.items(), key=lambda x: x[1])) or "no model"
-    st.caption(f"The held-out item is in the top {k} of: {found}. Protocol: {PROTOCOL}.")
+    return f"The held-out item is in the top {k} of: {found}. Protocol: {PROTOCOL}."
+
+
+RECENT = 5  # interactions shown at a glance; all of them on demand
+
+
+def recent_history(history: pd.DataFrame, user_id: str) -> None:
+    """The user's most recent interactions as a small table, all of them in a fold-out data grid."""
+    recent = history.iloc[::-1].head(RECENT)
+    rows = [(row["date"].strftime("%Y-%m-%d"),
+             [Cell(row["title"], HELD_OUT_STYLE if row["part"].startswith("test") else "", row["genres"]),
+              Cell(f"{row['rating']:g}"), Cell(row["part"])]) for _, row in recent.iterrows()]  # fmt: skip
+    shown = f"the {len(recent)} most recent" if len(history) > len(recent) else "most recent first"
+    held_out = history["title"].iloc[-1] if len(history) and history["part"].iloc[-1].startswith("test") else None
+    show_html(
+        html_table(["date", "title", "rating", "part"], rows, "history",
+                   f"History of user {user_id} ({len(history)} interactions): {shown}"),
+        note(f"Held-out test item (green): {held_out}. The models never saw it." if held_out else
+             "This user has too few interactions to hold one out: the lists below are plain recommendations."),
+    )  # fmt: skip
+    if len(history) > len(recent):
+        # A pop-over, not an expander: the browser draws its grid only when it is opened.
+        with st.popover(f"All {len(history)} interactions", icon=":material/history:", key="full_history"):
+            st.dataframe(history.iloc[::-1], hide_index=True, width=900, height=320)
 
 
 def compared_lists(
@@ -77,14 +104,10 @@ def _reasons(dataset: Dataset, model: str, version: str, history: list[int], ite
         return ["—"] * len(items)
 
 
-HELD_OUT_STYLE = "background-color: rgba(33, 195, 84, 0.30); font-weight: 600"
-SHARED_STYLE = "background-color: rgba(28, 131, 225, 0.12)"
-
-
-def side_by_side(compared: pd.DataFrame) -> None:
+def side_by_side(compared: pd.DataFrame, k: int, held_out: str = "") -> None:
     """The lists as one table, a column per model and a row per rank: full titles, the held-out item
     marked ✔ and shaded green wherever it appears, an item in two or more lists marked ·N (shaded),
-    each item's score and reason on hover."""
+    each item's score and reason on hover; ``held_out`` says which models found it."""
     order = list(dict.fromkeys(compared["model"]))
     cells = {(row["model"], row["rank"]): row for row in compared.to_dict("records")}
 
@@ -95,38 +118,56 @@ def side_by_side(compared: pd.DataFrame) -> None:
         shared = row["in lists"] > 1
         text = row["title"] + (" ✔" if row["held out"] else "") + (f" ·{row['in lists']}" if shared else "")
         style = HELD_OUT_STYLE if row["held out"] else SHARED_STYLE if shared else ""
-        note = f"{model}, rank {rank}: score {row['score']:.3f}; because you watched {row['because you watched']}"
-        return Cell(text, style, note)
+        note_ = f"{model}, rank {rank}: score {row['score']:.3f}; because you watched {row['because you watched']}"
+        return Cell(text, style, note_)
 
     ranks = sorted(set(compared["rank"]))
-    show_table(["rank", *order], [(str(r), [cell(m, r) for m in order]) for r in ranks], "side-by-side")
-    st.caption("✔ (green): the user's held-out test item. ·N (blue): the item is in N of the lists shown. "
-               f"Hover over an item for its score and reason. Protocol: {PROTOCOL}.")  # fmt: skip
+    show_html(
+        heading(f"Top {k} side by side"),
+        note(held_out) if held_out else "",
+        html_table(["rank", *order], [(str(r), [cell(m, r) for m in order]) for r in ranks], "side-by-side"),
+        note("✔ (green): the user's held-out test item. ·N (blue): the item is in N of the lists shown. "
+             f"Hover over an item for its score and reason. Protocol: {PROTOCOL}."),
+    )  # fmt: skip
 
 
 def list_reasons(compared: pd.DataFrame) -> None:
     """Each item's reason and score, model by model, folded away until asked for."""
-    with st.expander("Why these items: scores and a reason from the user's history"):
+    with st.popover("Why these items", icon=":material/help:", key="why_these"):
+        st.caption("Each item's score and a reason from the user's history, model by model.")
         score = st.column_config.NumberColumn(format="%.3f")
         st.dataframe(compared[["model", "rank", "title", "score", "because you watched"]], hide_index=True,
-                     width="stretch", column_config={"score": score})  # fmt: skip
+                     width=900, column_config={"score": score})  # fmt: skip
+
+
+OVERLAPS = {"rbo": "Rank-biased overlap", "jaccard": "Jaccard"}
+
+
+def _overlap_table(lists: dict[str, list[str]], measure: str, k: int) -> str:
+    matrix, label = overlap_matrix(lists, measure), OVERLAPS[measure]
+    names = list(matrix.columns)
+
+    def shaded(a: str, b: str) -> Cell:
+        value = matrix.loc[a, b]
+        return Cell(f"{value:.2f}", f"background-color: rgba(28, 131, 225, {0.6 * value:.2f})",
+                    f"{label} of {a} and {b}: {value:.2f}")  # fmt: skip
+
+    rows = [(a, [shaded(a, b) for b in names]) for a in names]
+    return html_table(["", *names], rows, f"agreement {measure}", f"{label} between the top-{k} lists")
 
 
 def agreement_map(lists: dict[str, list[str]], user_id: str, k: int) -> None:
-    """How much the models' top-``k`` lists overlap, as a shaded table (nothing for fewer than two lists)."""
+    """How much the models' top-``k`` lists overlap, by both measures, as two shaded tables (nothing
+    for fewer than two lists)."""
     if len(lists) < 2:
         return
-    st.subheader("How much do the models agree?")
-    measure = st.radio("Overlap measure", ["Rank-biased overlap", "Jaccard"], horizontal=True, key="overlap")
-    matrix = overlap_matrix(lists, "rbo" if measure.startswith("Rank") else "jaccard")
-    names = list(matrix.columns)
-    rows = [(a, [Cell(f"{matrix.loc[a, b]:.2f}", f"background-color: rgba(28, 131, 225, {0.6 * matrix.loc[a, b]:.2f})",
-                      f"{measure} of {a} and {b}: {matrix.loc[a, b]:.2f}") for b in names]) for a in names]  # fmt: skip
-    show_table(["", *names], rows, "agreement", f"{measure} between the top-{k} lists of user {user_id}")
-    st.caption(
-        "Jaccard: shared items over all items of both lists, order ignored. Rank-biased overlap "
-        "(p = 0.9): agreement at every depth, weighted towards the top of the lists."
-    )
+    show_html(
+        heading("How much do the models agree?"),
+        note(f"The top-{k} lists of user {user_id}, model against model."),
+        side_by_side_tables(*(_overlap_table(lists, measure, k) for measure in OVERLAPS)),
+        note("Rank-biased overlap (p = 0.9): agreement at every depth, weighted towards the top of the lists. "
+             "Jaccard: shared items over all items of both lists, order ignored."),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- Evaluate and A/B

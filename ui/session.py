@@ -3,6 +3,7 @@ maps draw it too), the callbacks that edit it, and the blocks showing what the m
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -11,9 +12,10 @@ from recsys_core.data.stats import popular_in_genre
 from recsys_core.models.base import Recommender
 from recsys_core.serving.explain import rank_changes
 from recsys_core.serving.recommend import Answer, session_attention
-from ui.charts import heatmap, heatmap_grid
+from ui.charts import heatmap_grid
 from ui.links import SEPARATOR
-from ui.text import family_label
+from ui.tables import Cell, html_table, note, show_html
+from ui.text import family_label, literal
 
 MAX_SESSION = 200
 
@@ -104,8 +106,12 @@ def remove_item(session: list[str], position: int) -> None:
 
 
 def start_from_user(dataset: Dataset, split: Split, session: list[str]) -> None:
-    user = dataset.user_index(st.session_state.get("start_user"))
-    session[:] = _recent_items(dataset, split, user) if user else []
+    typed = str(st.session_state.get("start_user") or "").strip()
+    user = dataset.user_index(typed)
+    if user:
+        session[:] = _recent_items(dataset, split, user)
+    else:  # the session stays as it was
+        st.session_state["session_note"] = f"No user {literal(typed)} in {dataset.name}: the session is unchanged."
 
 
 def start_from_genre(dataset: Dataset, split: Split, session: list[str]) -> None:
@@ -118,19 +124,24 @@ def start_from_genre(dataset: Dataset, split: Split, session: list[str]) -> None
 
 def next_items(dataset: Dataset, answers: dict[str, Answer | str], k: int) -> None:
     """Every model's next ``k`` items side by side (title · score), or why a model has none."""
-    side_by_side, notes = {}, []
+    columns, notes = {}, []
     for model, answer in answers.items():
         if isinstance(answer, str):
             st.warning(answer)
             continue
-        cells = [f"{t} · {v:.2f}" for t, v in zip(titles_of(dataset, answer.items), answer.scores, strict=True)]
-        side_by_side[f"{model} ({family_label(model)})"] = cells + [""] * (k - len(cells))
+        titles = titles_of(dataset, answer.items)
+        columns[f"{model} ({family_label(model)})"] = [
+            Cell(f"{t} · {v:.2f}", note=f"{model}, rank {n + 1}: {t}, score {v:.3f}")
+            for n, (t, v) in enumerate(zip(titles, answer.scores, strict=True))
+        ]
         notes += [f"{model}: {n}" for n in [answer.fallback, *answer.notes] if n]
         if answer.ignored:
             notes.append(f"{model} ignored ids not in the catalogue: {', '.join(answer.ignored)}")
-    if side_by_side:
-        st.dataframe(pd.DataFrame(side_by_side, index=pd.RangeIndex(1, k + 1, name="rank")), width="stretch")
-        st.caption("Title · score, per model, rank 1 first. " + "; ".join(notes))
+    if columns:
+        rows = [(str(r + 1), [cells[r] if r < len(cells) else Cell("") for cells in columns.values()])
+                for r in range(k)]  # fmt: skip
+        show_html(html_table(["rank", *columns], rows, "next-items"),
+                  note("Title · score, per model, rank 1 first. " + "; ".join(notes)))  # fmt: skip
 
 
 def attention_map(name: str, model: Recommender, dataset: Dataset, session: list[str], per_head: bool) -> None:
@@ -143,19 +154,31 @@ def attention_map(name: str, model: Recommender, dataset: Dataset, session: list
     labels = [f"{n + 1}. {titles_of(dataset, [i])[0][:30]}" if i != "[mask]" else f"{n + 1}. [mask]"
               for n, i in enumerate(view.items)]  # fmt: skip
     n_layers, n_heads = view.weights.shape[:2]
+    explained = (
+        "Row t: how position t spreads its attention over the positions it may read (earlier ones for sasrec; all "
+        "of them for bert4rec, whose last position is the [mask] it fills in); the darker, the more. "
+        + "; ".join(view.notes + ([f"ignored: {', '.join(view.ignored)}"] if view.ignored else []))
+    )
     if per_head:
         stacked = view.weights.reshape(n_layers * n_heads, *view.weights.shape[2:])  # (L * H, T, T)
         titles = [f"layer {n // n_heads + 1}, head {n % n_heads + 1}" for n in range(n_layers * n_heads)]
-        figure = heatmap_grid(stacked, labels, titles, n_heads, f"{name}: attention per layer and head")
+        st.plotly_chart(heatmap_grid(stacked, labels, titles, n_heads, f"{name}: attention per layer and head"),
+                        width="stretch", key=f"attention_{name}")  # fmt: skip
+        st.caption(explained)
     else:
-        figure = heatmap(view.weights.mean(axis=(0, 1)), labels, labels, x_title="attends to", y_title="position",
-                         title=f"{name}: attention averaged over {n_layers} layers x {n_heads} heads")  # fmt: skip
-    st.plotly_chart(figure, width="stretch", key=f"attention_{name}")
-    st.caption(
-        "Row t: how position t spreads its attention over the positions it may read (earlier ones for "
-        "sasrec; all of them for bert4rec, whose last position is the [mask] it fills in). "
-        + "; ".join(view.notes + ([f"ignored: {', '.join(view.ignored)}"] if view.ignored else []))
-    )
+        title = f"{name}: attention averaged over {n_layers} layers x {n_heads} heads"
+        show_html(attention_table(view.weights.mean(axis=(0, 1)), labels, f"attention {name}", title), note(explained))
+
+
+def attention_table(weights: np.ndarray, labels: list[str], css_class: str, caption: str) -> str:
+    """A (T, T) attention map as a shaded table, row t over the positions t reads, each weight on hover.
+    The averaged map is redrawn at every change of the session: as a table the browser draws it in a
+    fraction of a plotly heat map's time (docs/benchmarks.md)."""
+    top = float(weights.max()) or 1.0
+    rows = [(label, [Cell("", f"background-color: rgba(28, 131, 225, {0.9 * w / top:.2f})",
+                          f"{label} attends to {labels[j]}: {w:.3f}") for j, w in enumerate(row)])
+            for label, row in zip(labels, weights, strict=True)]  # fmt: skip
+    return html_table(["position · attends to →", *(str(n + 1) for n in range(len(labels)))], rows, css_class, caption)
 
 
 def what_changed(dataset: Dataset, before: dict[str, Answer | str], after: dict[str, Answer | str]) -> pd.DataFrame:
