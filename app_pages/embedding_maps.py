@@ -26,6 +26,7 @@ from ui import (
     select_clicked,
     title_options,
     to_link,
+    user_box,
 )
 
 K = 10
@@ -70,7 +71,7 @@ if not models:
     st.stop()
 
 title_ids, title_labels = title_options(name)
-user_ids = dataset.users["user_id"].astype(str).tolist()
+user_ids = dict.fromkeys(dataset.users["user_id"].astype(str))  # in order, for suggestions; quick to look up
 session = st.session_state.get("session", []) if st.session_state.get("session_dataset") == name else []
 if linked["user"] is not None:
     if linked["user"] in user_ids:
@@ -83,10 +84,8 @@ if linked["item"] is not None and kind == "items":
     else:
         st.warning(f"Item {literal(linked['item'])} from the link is not in {name}'s catalogue.")
 who, what, path = st.columns([2, 3, 2])
-user_id = who.selectbox(
-    "A user's history and top 10" if kind == "items" else "Find a user", user_ids, index=None,
-    placeholder="No user", key="map_user",
-)  # fmt: skip
+user_id = user_box(who, "A user's history and top 10 (user id)" if kind == "items" else "Find a user (user id)",
+                   "map_user", user_ids, None, name, placeholder="No user")  # fmt: skip
 if kind == "items":
     item = what.selectbox(
         "An item's nearest neighbours (search, or click a point)", title_ids, index=None,

@@ -29,6 +29,7 @@ from ui import (
     stored_funnels,
     to_link,
     trained_among,
+    user_box,
 )
 
 K = 10
@@ -87,22 +88,23 @@ except ArtifactError as error:
     st.warning(f"{ranker_name} cannot be loaded: {error}")
     st.stop()
 
-user_ids = dataset.users["user_id"].astype(str).tolist()
+user_ids = dict.fromkeys(dataset.users["user_id"].astype(str))  # in order, for suggestions; quick to look up
+first = next(iter(user_ids))
 if linked["user"] is not None:
     if linked["user"] in user_ids:
         st.session_state["pipe_user"] = linked["user"]
     else:
         st.warning(f"User {literal(linked['user'])} from the link is not in {name}: showing another user.")
-if st.session_state.get("pipe_user") not in user_ids:
-    st.session_state["pipe_user"] = user_ids[0]
+st.session_state.setdefault("pipe_user", first)
 
 
 def pick_random() -> None:
-    st.session_state["pipe_user"] = str(np.random.default_rng().choice(user_ids))
+    st.session_state["pipe_user"] = str(np.random.default_rng().choice(list(user_ids)))
 
 
 who, lucky, share = st.columns([6, 1.2, 0.8], vertical_alignment="bottom")
-user_id = who.selectbox("User (type to search)", user_ids, key="pipe_user")
+user_id = user_box(who, f"User id (of {len(user_ids):,})", "pipe_user", user_ids, first, name,
+                   placeholder=f"for example {first}")  # fmt: skip
 lucky.button("Random user", icon=":material/casino:", on_click=pick_random, key="pipe_random")
 to_link(retriever=retriever_name, ranker=NO_RANKER_LINK if ranker is None else ranker_name, candidates=n_candidates,
         user=user_id)  # fmt: skip

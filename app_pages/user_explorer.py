@@ -35,6 +35,7 @@ from ui import (
     stored_damage,
     to_link,
     trained_among,
+    user_box,
 )
 
 K = 10
@@ -57,21 +58,10 @@ if linked_user is not None:
         st.warning(f"User {literal(linked_user)} from the link is not in {name}: showing another user.")
 
 
-def like(typed: str, limit: int = 5) -> list[str]:
-    """Ids sharing the longest start with a mistyped one: what to suggest instead."""
-    for n in range(len(typed), 0, -1):
-        close = [u for u in counts if u.startswith(typed[:n])]
-        if close:
-            return close[:limit]
-    return []
-
-
 @st.fragment
 def explore() -> None:
     """The user and the comparison: a change here reruns this part alone, not the sidebar and the
     page's frame, which is what keeps a new user's redraw quick (docs/benchmarks.md)."""
-    # The user by id, in a text box: it answers at once whatever the number of users (a select box
-    # sends and redraws every option at each change; ML-1M has 6,040 users, a user's file may have more).
     search, filters, lucky = st.columns([2, 2, 1], vertical_alignment="bottom")
     if low < high:
         st.session_state.setdefault("activity", (low, high))  # set here, not as a default: a link may set it too
@@ -85,21 +75,11 @@ def explore() -> None:
     def pick_random() -> None:
         st.session_state["user"] = str(np.random.default_rng().choice(candidates))
 
-    typed = search.text_input(
-        f"User id (of {len(counts):,})", key="user", placeholder=f"for example {first}",
-        help="Any user of the data, by id; or a random one with the button.",
-    ).strip()  # fmt: skip
     lucky.button("Random user", icon=":material/casino:", on_click=pick_random, key="random_user",
                  disabled=not candidates, help=f"One of the {len(candidates):,} users with {bounds[0]} to {bounds[1]} "
                  "interactions.")  # fmt: skip
-    if typed in counts:
-        st.session_state["shown_user"] = user_id = typed
-    else:
-        shown = st.session_state.get("shown_user")  # the last user shown, if this dataset has them
-        user_id = shown if shown in counts else first
-        close = like(typed) if typed else []
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        st.warning(f"No user {literal(typed)} in {name}: still showing user {literal(user_id)}.{hint}")
+    user_id = user_box(search, f"User id (of {len(counts):,})", "user", counts, first, name,
+                       placeholder=f"for example {first}")  # fmt: skip
     user = dataset.user_index(user_id)
     test_item = int(split.test_item[user])
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from recsys_core import models as registry
 from recsys_core.data import PROTOCOL
 from recsys_core.store.artifacts import best_per_family
-from ui import tables
+from ui import tables, users
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("app_pages/overview.py", "app_pages/user_explorer.py", "app_pages/session_playground.py",
@@ -95,6 +95,12 @@ def test_html_tables_show_data_as_written():
     body = tables.html_table(["a<b"], [("r&1", [tables.Cell("<img src=x onerror=alert(1)>", "", 'say "hi"')])], "t")
     assert "<img" not in body and "&lt;img src=x" in body and 'title="say &quot;hi&quot;"' in body
     assert "a&lt;b" in body and "r&amp;1" in body
+
+
+def test_a_mistyped_user_id_is_offered_the_ids_sharing_its_longest_start():
+    ids = ["u1", "u4", "u42", "u5"]
+    assert users.like("u4x", ids) == ["u4", "u42"] and users.like("u42", ids) == ["u42"]
+    assert users.like("x", ids) == [] and users.like("u", ids, limit=2) == ["u1", "u4"]
 
 
 def compared(at: AppTest) -> pd.DataFrame:
@@ -335,7 +341,7 @@ def test_embedding_maps_draw_points_overlays_and_neighbours(trained, synthetic):
         assert {trace["name"] for trace in figure["data"]} == set(synthetic.genre_names)
         assert all(str(t).startswith("Item ") for trace in figure["data"] for t in values(trace["text"]))
     assert "pop" not in at.multiselect(key="map_models_items").options  # no vectors, not offered
-    at.selectbox(key="map_user").set_value("u1").run()
+    at.text_input(key="map_user").input("u1").run()
     at.selectbox(key="map_item").set_value(1).run()
     assert not at.exception
     names = [t["name"] for t in map_figures(at)[0]["data"]]
@@ -375,6 +381,12 @@ def test_the_pipeline_view_measures_each_stage_and_lists_both_orders(trained):
     at.slider(key="pipe_nprobe").set_value(1).run()
     assert not at.exception
     assert any("nprobe=1" in c.value for c in at.caption)
+    # Another user by id; a mistyped one keeps the last user's run and says so.
+    at.text_input(key="pipe_user").input("u7").run()
+    assert not at.exception and at.query_params["user"] == "u7"
+    at.text_input(key="pipe_user").input("u7x").run()
+    assert not at.exception and at.query_params["user"] == "u7"
+    assert any("No user u7x in synthetic: still showing user u7. Did you mean u7" in w.value for w in at.warning)
 
 
 def test_every_combination_of_pipeline_controls_answers_without_an_error(trained):
@@ -482,7 +494,7 @@ def test_a_broken_model_shows_a_message_in_its_own_column(trained_synthetic_stor
     add_title(at, "Item 5 (group 0)")
     assert not at.exception
     assert any("sasrec" in w.value for w in at.warning)
-    assert any("bert4rec" in f["layout"]["title"]["text"] for f in figures(at))
+    assert html_table(at, "attention bert4rec")[2].startswith("bert4rec: attention averaged")  # the other map stays
 
 
 def test_views_show_a_running_background_training_in_the_sidebar(isolated_store):

@@ -7,6 +7,7 @@
 - :mod:`ui.panels`, :mod:`ui.session`, :mod:`ui.maps`, :mod:`ui.pipeline`: blocks the views render;
 - :mod:`ui.training`: a background training job as the views show it, and the Train form's widgets;
 - :mod:`ui.links`: a view's state in the URL, and the Share control that copies it;
+- :mod:`ui.users`: a user chosen by id in a text box, with suggestions for a mistyped id;
 - :mod:`ui.navigation`: the grouped page list of the sidebar;
 - :mod:`ui.text`: data shown as written, in markdown and in plotly labels.
 """
@@ -81,6 +82,7 @@ from ui.session import (
 from ui.tables import frame_table, note, show_html
 from ui.text import HOME_HINT, chart_text, family_label, literal
 from ui.training import config_form, training_allowed, training_panel
+from ui.users import user_box
 from ui.views import (
     dataset_metrics,
     leaderboard_table,
@@ -176,5 +178,6 @@ __all__ = [
     "training_allowed",
     "training_curves",
     "training_panel",
+    "user_box",
     "what_changed",
 ]
