@@ -72,11 +72,15 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
     default = next(t for t in study.trials if t.user_attrs.get("defaults"))
     tuned = read_per_user(data.name, model)["NDCG@10"].to_numpy()
     before = np.array(default.user_attrs["test NDCG@10 per user"])
+    # The defaults won: the stored model is that trial, and a test of it against itself would only
+    # read the last digits of two roundings as a difference.
+    best_is_default = study.best_trial.number == default.number
     return {"model": model, "dataset": dataset, "trials": trials, "finished": report.finished, "pruned": report.pruned,
             "default_valid": report.default_valid, "default_test": report.default_test,
             "tuned_valid": report.tuned_valid, "tuned_test": report.tuned_test, "best_params": report.best_params,
             "study_s": seconds, "load_before": load, "load_after": os.getloadavg()[0],
-            "paired": paired_test(tuned, before) if len(tuned) == len(before) else None,
+            "best_is_default": best_is_default,
+            "paired": paired_test(tuned, before) if len(tuned) == len(before) and not best_is_default else None,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}  # fmt: skip
 
 
@@ -89,6 +93,10 @@ def keep(result: dict) -> None:
     results[f"{result['dataset']}/{result['model']}"] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1, default=float))
+
+
+def format_p(paired: dict, key: str) -> str:
+    return f"{paired[key]:.3g}" if key in paired else "-"
 
 
 def test_ci(estimate: list | None) -> str:
@@ -117,15 +125,20 @@ def report(dataset: str) -> str:
                         f"space; still to run (`python bench/tuning.py --reuse`): {', '.join(missing)}.",
                         ""]  # fmt: skip
     for r in sorted(rows, key=lambda r: list(DEFAULT_ZOO).index(r["model"])):
-        p = r["paired"] or {}
-        diff = "-"
+        # Runs before "best_is_default" was recorded: the defaults won when no trial beat them.
+        defaults_won = r.get("best_is_default", r["tuned_valid"] <= r["default_valid"])
+        p = {} if defaults_won else r["paired"] or {}
+        diff = "none: the defaults were the best trial" if defaults_won else "-"
         if p:
             diff = f"{p['mean_difference']:+.4f} [{p['bootstrap_ci_low']:+.4f}, {p['bootstrap_ci_high']:+.4f}]"
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in r["best_params"].items())
+        settings = (
+            "the defaults"
+            if defaults_won
+            else ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["best_params"].items())
+        )
         lines.append(f"| {r['model']} | {r['finished']} ({r['pruned']}) | {r['default_valid']:.4f} | "
                      f"{r['tuned_valid']:.4f} | {test_ci(r['default_test'])} | {test_ci(r['tuned_test'])} | {diff} | "
-                     f"{p.get('t_test_p', float('nan')):.3g} | {p.get('wilcoxon_p', float('nan')):.3g} | "
+                     f"{format_p(p, 't_test_p')} | {format_p(p, 'wilcoxon_p')} | "
                      f"{r['study_s'] / 60:.1f} | {settings} |")  # fmt: skip
     lines += ["", MARKER]
     return "\n".join(lines)
