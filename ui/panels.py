@@ -11,7 +11,7 @@ from recsys_core.protocols.abtest import PROXIES, ABResult, PairedComparison, fo
 from recsys_core.serving.explain import compare_lists, explain_items, overlap_matrix
 from recsys_core.serving.recommend import Answer
 from ui.cache import ModelRecord, cached_artifact, cached_reason_vectors
-from ui.tables import Cell, heading, html_table, note, show_html, side_by_side_tables
+from ui.tables import Cell, heading, heat, html_table, note, show_html, side_by_side_tables
 
 # --------------------------------------------------------------------------- Overview
 
@@ -55,7 +55,7 @@ RECENT = 5  # interactions shown at a glance; all of them on demand
 
 
 def recent_history(history: pd.DataFrame, user_id: str) -> None:
-    """The user's most recent interactions as a small table, all of them in a fold-out data grid."""
+    """The user's most recent interactions as a small table, all of them in a pop-over data grid."""
     recent = history.iloc[::-1].head(RECENT)
     rows = [(row["date"].strftime("%Y-%m-%d"),
              [Cell(row["title"], HELD_OUT_STYLE if row["part"].startswith("test") else "", row["genres"]),
@@ -149,8 +149,7 @@ def _overlap_table(lists: dict[str, list[str]], measure: str, k: int) -> str:
 
     def shaded(a: str, b: str) -> Cell:
         value = matrix.loc[a, b]
-        return Cell(f"{value:.2f}", f"background-color: rgba(28, 131, 225, {0.6 * value:.2f})",
-                    f"{label} of {a} and {b}: {value:.2f}")  # fmt: skip
+        return Cell(f"{value:.2f}", heat(value), f"{label} of {a} and {b}: {value:.2f}")
 
     rows = [(a, [shaded(a, b) for b in names]) for a in names]
     return html_table(["", *names], rows, f"agreement {measure}", f"{label} between the top-{k} lists")

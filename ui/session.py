@@ -14,7 +14,7 @@ from recsys_core.serving.explain import rank_changes
 from recsys_core.serving.recommend import Answer, session_attention
 from ui.charts import heatmap_grid
 from ui.links import SEPARATOR
-from ui.tables import Cell, html_table, note, show_html
+from ui.tables import Cell, heat, html_table, note, show_html
 from ui.text import family_label, literal
 
 MAX_SESSION = 200
@@ -172,12 +172,11 @@ def attention_map(name: str, model: Recommender, dataset: Dataset, session: list
 
 def attention_table(weights: np.ndarray, labels: list[str], css_class: str, caption: str) -> str:
     """A (T, T) attention map as a shaded table, row t over the positions t reads, each weight on hover.
-    The averaged map is redrawn at every change of the session: as a table the browser draws it in a
-    fraction of a plotly heat map's time (docs/benchmarks.md)."""
-    top = float(weights.max()) or 1.0
-    rows = [(label, [Cell("", f"background-color: rgba(28, 131, 225, {0.9 * w / top:.2f})",
-                          f"{label} attends to {labels[j]}: {w:.3f}") for j, w in enumerate(row)])
-            for label, row in zip(labels, weights, strict=True)]  # fmt: skip
+    The averaged map is redrawn at every change of the session, and a table is far lighter for the
+    browser to draw than a plotly heat map."""
+    top = float(weights.max())
+    rows = [(label, [Cell("", heat(w, top, 0.9), f"{label} attends to {labels[j]}: {w:.3f}")
+                     for j, w in enumerate(row)]) for label, row in zip(labels, weights, strict=True)]  # fmt: skip
     return html_table(["position · attends to →", *(str(n + 1) for n in range(len(labels)))], rows, css_class, caption)
 
 

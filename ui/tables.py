@@ -49,6 +49,11 @@ def html_table(columns: list[str], rows: list[tuple[str, list[Cell]]], css_class
     return f'<table class="lab-table {css_class}">{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def heat(value: float, top: float = 1.0, darkest: float = 0.6) -> str:
+    """A cell's blue shade for ``value`` on a scale up to ``top`` (overlaps, attention weights)."""
+    return f"background-color: rgba(28, 131, 225, {darkest * value / (top or 1.0):.2f})"
+
+
 def frame_table(frame: pd.DataFrame, css_class: str, caption: str = "") -> str:
     """A data frame as :func:`html_table`, its first column as the row labels."""
     rows = [(str(row[0]), [Cell(str(v)) for v in row[1:]]) for row in frame.itertuples(index=False)]

@@ -1,7 +1,7 @@
 """Choosing a user by id: a text box, not a select box of every user. A select box sends all its
-options at every run and re-renders them at every choice (a tenth of a second with MovieLens-100K's
-943 users, half a second with ML-1M's 6,040); a text box answers at once whatever the number of
-users. A mistyped id keeps what the view showed and says so, with ids like it."""
+options at every run and re-renders them at every choice, a cost that grows with the number of
+users; a text box answers at once whatever that number. A mistyped id keeps what the view showed
+and says so, with ids like it."""
 
 from __future__ import annotations
 
