@@ -12,6 +12,8 @@ import streamlit as st
 from recsys_core.models import REGISTRY
 from recsys_core.serving.embeddings import UMAP_SETTINGS, has_vectors
 from ui import (
+    choose_item,
+    chosen_item,
     copy_link,
     drawn_map,
     embedding_figure,
@@ -24,7 +26,7 @@ from ui import (
     open_view,
     require_models,
     select_clicked,
-    title_options,
+    title_picker,
     to_link,
     user_box,
 )
@@ -70,7 +72,6 @@ if not models:
     st.info("Choose a model to draw.")
     st.stop()
 
-title_ids, title_labels = title_options(name)
 user_ids = dict.fromkeys(dataset.users["user_id"].astype(str))  # in order, for suggestions; quick to look up
 session = st.session_state.get("session", []) if st.session_state.get("session_dataset") == name else []
 if linked["user"] is not None:
@@ -80,17 +81,19 @@ if linked["user"] is not None:
         st.warning(f"User {literal(linked['user'])} from the link is not in {name}.")
 if linked["item"] is not None and kind == "items":
     if dataset.item_index(linked["item"]):
-        st.session_state["map_item"] = dataset.item_index(linked["item"])
+        choose_item(name, dataset.item_index(linked["item"]))
     else:
         st.warning(f"Item {literal(linked['item'])} from the link is not in {name}'s catalogue.")
 who, what, path = st.columns([2, 3, 2])
 user_id = user_box(who, "A user's history and top 10 (user id)" if kind == "items" else "Find a user (user id)",
                    "map_user", user_ids, None, name, placeholder="No user")  # fmt: skip
 if kind == "items":
-    item = what.selectbox(
-        "An item's nearest neighbours (search, or click a point)", title_ids, index=None,
-        format_func=title_labels.__getitem__, placeholder="Type a title…", key="map_item",
-    )  # fmt: skip
+    item = chosen_item(dataset)
+    title_picker(what, "An item's nearest neighbours (search, or click a point)", "find_map_item", name,
+                 partial(choose_item, name), exclude={item}, verb="◎")  # fmt: skip
+    if item:
+        what.button(f"✕ {literal(dataset.titles([item])[0])}", key="clear_map_item", on_click=choose_item,
+                    args=(name, None), help="Its neighbours are listed under each map: click to stop")  # fmt: skip
     show_session = path.toggle(
         f"The playground's session ({len(session)} items)", value=bool(session), disabled=not session,
         key="map_session", help="Build a session on the Session playground page; it is drawn here as a path.",

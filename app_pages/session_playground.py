@@ -5,6 +5,8 @@ in the URL, so the view can be shared."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from recsys_core.models import attention_models, history_readers
@@ -34,7 +36,7 @@ from ui import (
     show_html,
     start_from_genre,
     start_from_user,
-    title_options,
+    title_picker,
     titles_of,
     to_link,
     trained_among,
@@ -54,8 +56,9 @@ if linked_session is not None:
     if unknown:
         st.warning(f"Not in {name}'s catalogue, so left out of the session: {literal(', '.join(unknown[:10]))}.")
 st.markdown(
-    "Type a title to add it to the session (most recent last). Reorder or remove items, or start from a "
-    "user's history or a genre: every model below answers again at each change."
+    "Type part of a title and press Enter, then click a match to add it to the session (most recent last). "
+    "Reorder or remove items, or start from a user's history or a genre: every model below answers again at "
+    "each change."
 )
 
 
@@ -63,9 +66,8 @@ st.markdown(
 def play() -> None:
     """The session, its controls and every model's answer: a change reruns this part alone, not the
     sidebar and the page's frame (docs/benchmarks.md)."""
-    title_ids, title_labels = title_options(name)
-    st.selectbox("Add a title", title_ids, index=None, key="add_item", on_change=add_item, args=(dataset, session),
-                 format_func=title_labels.__getitem__, placeholder="Type a title…")  # fmt: skip
+    title_picker(st, "Add a title", "find_title", name, partial(add_item, dataset, session),
+                 exclude={dataset.item_index(e) for e in session})  # fmt: skip
     from_user, from_genre, clear = st.columns([2, 2, 1])
     with from_user:
         # A text box, not a select box of every user: it stays quick with thousands of users.

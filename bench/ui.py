@@ -111,7 +111,7 @@ def apptest(dataset_name: str, repeats: int) -> dict[str, list[float]]:
 
     os.environ["DEEPREC_DATASET"] = dataset_name
     dataset = load_dataset(dataset_name)
-    timings: dict[str, list[float]] = {"user": [], "session": [], "page": []}
+    timings: dict[str, list[float]] = {"user": [], "search": [], "session": [], "page": []}
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     pages = [
         "app_pages/overview.py",
@@ -138,12 +138,15 @@ def apptest(dataset_name: str, repeats: int) -> dict[str, list[float]]:
         assert not at.exception
     at.switch_page("app_pages/session_playground.py").run()
     at.button(key="use_genre").click().run()
+    titles = dataset.items["title"].astype(str).tolist()
     for number in range(repeats + 1):
-        box = at.selectbox(key="add_item")
         started = time.perf_counter()
-        box.select_index(int(rng.integers(len(box.options)))).run()
+        at.text_input(key="find_title").input(titles[int(rng.integers(len(titles)))]).run()
+        searched = time.perf_counter()
+        next(b for b in at.button if str(b.key).startswith("find_title_pick_")).click().run()  # the exact match
         if number:
-            timings["session"].append(time.perf_counter() - started)
+            timings["search"].append(searched - started)
+            timings["session"].append(time.perf_counter() - searched)
         assert not at.exception
         if len(at.session_state["session"]) > 20:
             at.session_state["session"] = at.session_state["session"][-10:]
@@ -207,7 +210,7 @@ ARM_JS = """() => { window.__pressed = null; const press = () => { window.__pres
 def browser(dataset_name: str, repeats: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    timings: dict[str, list[float]] = {"user": [], "session": [], "page": [], "floor": []}
+    timings: dict[str, list[float]] = {"user": [], "search": [], "session": [], "page": [], "floor": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -261,15 +264,16 @@ def browser(dataset_name: str, repeats: int) -> dict[str, list[float]]:
             settle("The session")
             page.get_by_role("button", name="Use its 5 most popular items").click()
             settle("What if: drop one item")
-            titles = dataset.items.sort_values("title")["title"].tolist()
-            for number in range(repeats + 1):
-                title = titles[int(rng.integers(len(titles)))]
-                page.get_by_label("Add a title").first.click()
-                page.keyboard.type(title)
-                option = page.get_by_role("option", name=title, exact=True).first
-                option.wait_for()
-                seconds = timed(option.click, f"The session ({6 + number} items)")
+            titles = dataset.items["title"].astype(str).tolist()
+            chosen = rng.choice(len(titles), size=repeats + 1, replace=False)  # none of them offered twice
+            for number, title in enumerate(titles[i] for i in chosen):
+                box = page.get_by_label("Add a title").first
+                box.fill(title)
+                found = timed(partial(box.press, "Enter"), f"+ {title}")  # its match shown, the run finished
+                match = page.get_by_role("button", name=f"+ {title}", exact=True).first
+                seconds = timed(match.click, f"The session ({6 + number} items)")
                 if number:
+                    timings["search"].append(found)
                     timings["session"].append(seconds)
         browser.close()
     return timings
@@ -348,12 +352,15 @@ def main() -> None:
         return summary(timings[key]) if timings else "not run"
 
     n_models, n_shown, n_readers = lib["models"][0], lib["shown"][0], lib["readers"][0]
+    given = Path(args.store).resolve() if args.store else None
+    store = f" --store {given.relative_to(ROOT) if given.is_relative_to(ROOT) else given}" if given else ""
     marker = MARKER if label == "ml-100k" else f"<!-- ui {label} -->"
     lines = [
         marker,
         f"## Interactive views on {label} (warm)",
         "",
-        f"Measured by `python bench/ui.py --dataset {label}` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
+        f"Measured by `python bench/ui.py --dataset {label}{store}` on {time.strftime('%Y-%m-%d')}: "
+        f"{platform.machine()}, "
         f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average at the end "
         f"{os.getloadavg()[0]:.1f}; {n_models} trained models ({n_readers} read a history). Median (p90) over "
         f"{args.repeats} warm repetitions after one warm-up; models, splits and reason vectors cached as the "
@@ -364,9 +371,12 @@ def main() -> None:
         f"| user explorer: the {n_shown} default models' top 10 for one user (best of each family), with reasons "
         f"| {BUDGET_MS['user']} ms | {summary(lib['user'])} | {summary(app['user'])} | {cell(web, 'user')} |",
         f'| the same with "All models" ({n_models}) | - | {summary(lib["user, all models"])} | - | - |',
-        f"| session change: the {n_readers} default history-aware models' next items + attention maps (+ what-if) "
+        f"| session change (a title's match clicked): the {n_readers} default history-aware models' next items + "
+        "attention maps (+ what-if) "
         f"| {BUDGET_MS['session']} ms | {summary(lib['session'])} (with the what-if: "
         f"{summary(lib['session+what-if'])}) | {summary(app['session'])} | {cell(web, 'session')} |",
+        f"| the playground's title search: part of a title typed, Enter, its best matches shown as buttons | - | - "
+        f"| {summary(app['search'])} | {cell(web, 'search')} |",
         f"| page switch (Home, Overview, User explorer, Session playground) | {BUDGET_MS['page']} ms | - "
         f"| {summary(app['page'])} | {cell(web, 'page')} |",
         f"| floor: a one-button Streamlit page, press to new text | - | - | - | {cell(web, 'floor')} |",
@@ -381,8 +391,8 @@ def main() -> None:
         slow = [view for view, ms in views.items() if ms >= BUDGET_MS["page"]]
         lines += [
             "",
-            "In the browser, from the press (pointer down, or the Enter key in the explorer's user box, timed in the "
-            "page) until the whole page is redrawn: the "
+            "In the browser, from the press (pointer down, or the Enter key in a text box, timed in the page) until "
+            "the whole page is redrawn: the "
             "new content shown and Streamlit's run finished, its stale elements gone. (Before 2026-12-03 this bench "
             "stopped the clock at the first new element, which under-stated a redraw by about half.) A page "
             f"switch is {verdict('page', web['page'])} the budget in the median over all views (per view: {per_view}"

@@ -2,6 +2,7 @@
 
 import base64
 import copy
+import html
 import json
 import re
 import shutil
@@ -42,9 +43,20 @@ def open_page(page: str) -> AppTest:
     return at
 
 
+def matches(at: AppTest, box: str) -> list[str]:
+    """The titles offered under a title search box (ui.titles), as a user reads the buttons."""
+    return [html.unescape(b.label).split(" ", 1)[1] for b in at.button if str(b.key).startswith(f"{box}_pick_")]
+
+
+def pick_title(at: AppTest, box: str, title: str) -> None:
+    """Type ``title`` in the search box ``box`` and click its match."""
+    at.text_input(key=box).input(title).run()
+    offered = [b for b in at.button if str(b.key).startswith(f"{box}_pick_")]
+    next(b for b, shown in zip(offered, matches(at, box), strict=True) if shown == title).click().run()
+
+
 def add_title(at: AppTest, title: str) -> None:
-    box = at.selectbox(key="add_item")
-    box.select_index(box.options.index(title)).run()
+    pick_title(at, "find_title", title)
 
 
 def figures(at: AppTest) -> list[dict]:
@@ -242,6 +254,29 @@ def session_titles(at: AppTest) -> list[str]:
     return [line.split(". ", 1)[1] for line in listed[0].splitlines()] if listed else []
 
 
+def test_a_title_is_found_by_typing_part_of_it(trained, synthetic):
+    """The playground's title search (ui.titles): every word typed, any case, the most popular
+    matches first, a few at a time; a title in the session is not offered again."""
+    at = open_page("app_pages/session_playground.py")
+    at.button(key="clear_session").click().run()
+    at.text_input(key="find_title").input("GROUP 0)").run()
+    offered = matches(at, "find_title")
+    group = synthetic.items.loc[synthetic.items["title"].str.endswith("(group 0)"), "title"]
+    counts = synthetic.interactions["item"].value_counts()
+    by_title = {title: counts.get(item, 0) for item, title in group.items()}
+    assert len(offered) == 8 and set(offered) <= set(by_title)
+    assert [by_title[t] for t in offered] == sorted(by_title.values(), reverse=True)[:8]  # most popular first
+    assert any(f"The 8 most popular of {len(group)} matching titles" in c.value for c in at.caption)
+    next(b for b in at.button if str(b.key).startswith("find_title_pick_")).click().run()
+    assert session_titles(at) == offered[:1] and offered[0] not in matches(at, "find_title")
+    at.text_input(key="find_title").input(offered[0]).run()  # the whole title: itself first, unless chosen
+    assert offered[0] not in matches(at, "find_title")
+    at.text_input(key="find_title").input("no such film").run()
+    assert not matches(at, "find_title") and any("No title in synthetic holds no such film" in c.value
+                                                  for c in at.caption)  # fmt: skip
+    assert not at.exception and session_titles(at) == offered[:1]
+
+
 def test_session_playground_builds_a_session_and_shows_predictions_attention_and_what_if(
     trained, synthetic, synthetic_split
 ):
@@ -342,13 +377,17 @@ def test_embedding_maps_draw_points_overlays_and_neighbours(trained, synthetic):
         assert all(str(t).startswith("Item ") for trace in figure["data"] for t in values(trace["text"]))
     assert "pop" not in at.multiselect(key="map_models_items").options  # no vectors, not offered
     at.text_input(key="map_user").input("u1").run()
-    at.selectbox(key="map_item").set_value(1).run()
+    pick_title(at, "find_map_item", "Item 1 (group 0)")
     assert not at.exception
     names = [t["name"] for t in map_figures(at)[0]["data"]]
     assert {"history of u1", "sasrec's top 10", "Item 1 (group 0)"} <= set(names)
     neighbours = [d.value for d in at.dataframe]
     assert len(neighbours) == 2 and all(len(n) == 10 for n in neighbours)
     assert (neighbours[1]["title"].str.endswith("(group 0)")).mean() >= 0.7  # the planted group (chance 1/6)
+    assert at.query_params["item"] == "i1"
+    at.button(key="clear_map_item").click().run()
+    assert not at.dataframe and "item" not in at.query_params
+    pick_title(at, "find_map_item", "Item 1 (group 0)")
     at.session_state["session"], at.session_state["session_dataset"] = ["i2", "i3", "i4"], "synthetic"
     at.run()
     at.toggle(key="map_session").set_value(True).run()
@@ -424,8 +463,9 @@ def test_titles_are_text_never_markdown_or_html(trained, synthetic, monkeypatch)
         return [m.value for m in rendered if "127.0.0.1" in m.value or "$x$" in m.value]
 
     at = open_page("app_pages/embedding_maps.py")
-    at.selectbox(key="map_item").set_value(1).run()
+    pick_title(at, "find_map_item", INJECTED)
     assert not at.exception and not in_markdown(at)
+    assert all("127.0.0.1" not in b.label for b in at.button)  # a button's label is markdown too: escaped
     assert any(t.value == f"Nearest to {INJECTED} by sasrec" for t in at.text)
     labels = [str(t) for f in map_figures(at) for trace in f["data"] for t in values(trace.get("text", []))]
     assert "![x](http://127.0.0.1:9/p.png) *Item* ‹b›1‹/b› $x$ :red[y]" in labels  # no tag for plotly to read

@@ -32,6 +32,9 @@ def test_the_history_length_follows_the_mean_history(lengths, expected):
     # Long windows over mixed lengths are batched by length (mostly padding otherwise).
     batching = "by_length" if expected == 200 else "random"
     assert data_settings("sasrec", split) == {"max_len": expected, "batching": batching}
+    # GRU4Rec takes a few dozen steps an epoch over long windows: twice its rate there.
+    gru4rec = {"max_len": expected, "batching": batching, **({"learning_rate": 6e-3} if expected == 200 else {})}
+    assert data_settings("gru4rec", split) == gru4rec
     assert data_settings("bpr", split) == {} and data_settings("no-such-model", split) == {}
 
 
@@ -40,8 +43,10 @@ def test_a_trained_sequential_model_reads_the_datas_length_unless_told_otherwise
     context = TrainingContext.build(dataset, split, "cpu")
     assert train_one(context, "gru4rec", {"epochs": 1}).ok
     assert read_model_record(dataset.name, "gru4rec").settings["max_len"] == 200
-    assert train_one(context, "gru4rec", {"epochs": 1, "max_len": 30}).ok  # the user's setting wins
+    assert read_model_record(dataset.name, "gru4rec").settings["learning_rate"] == 6e-3
+    assert train_one(context, "gru4rec", {"epochs": 1, "max_len": 30, "learning_rate": 1e-3}).ok  # the user's wins
     assert read_model_record(dataset.name, "gru4rec").settings["max_len"] == 30
+    assert read_model_record(dataset.name, "gru4rec").settings["learning_rate"] == 1e-3
 
 
 def test_epoch_work_grows_with_the_catalogue_only_for_models_that_score_it(synthetic, synthetic_split):

@@ -8,6 +8,7 @@
 - :mod:`ui.training`: a background training job as the views show it, and the Train form's widgets;
 - :mod:`ui.links`: a view's state in the URL, and the Share control that copies it;
 - :mod:`ui.users`: a user chosen by id in a text box, with suggestions for a mistyped id;
+- :mod:`ui.titles`: a title found by typing part of it, its best matches as buttons;
 - :mod:`ui.navigation`: the grouped page list of the sidebar;
 - :mod:`ui.text`: data shown as written, in markdown and in plotly labels.
 """
@@ -32,7 +33,6 @@ from ui.cache import (
     map_is_stored,
     stored_damage,
     stored_funnels,
-    title_options,
     trained_versions,
 )
 from ui.charts import (
@@ -49,7 +49,7 @@ from ui.charts import (
     training_curves,
 )
 from ui.links import copy_link, from_link, list_from_link, to_link
-from ui.maps import drawn_map, map_overlays, nearest_table, select_clicked
+from ui.maps import choose_item, chosen_item, drawn_map, map_overlays, nearest_table, select_clicked
 from ui.panels import (
     ab_form,
     ab_result,
@@ -81,6 +81,7 @@ from ui.session import (
 )
 from ui.tables import frame_table, note, show_html
 from ui.text import HOME_HINT, chart_text, family_label, literal
+from ui.titles import find_titles, title_picker
 from ui.training import config_form, training_allowed, training_panel
 from ui.users import user_box
 from ui.views import (
@@ -118,6 +119,8 @@ __all__ = [
     "cached_split",
     "cached_user_activity",
     "chart_text",
+    "choose_item",
+    "chosen_item",
     "compared_lists",
     "config_form",
     "copy_link",
@@ -129,6 +132,7 @@ __all__ = [
     "epoch_chart",
     "example_note",
     "family_label",
+    "find_titles",
     "frame_table",
     "from_link",
     "funnel_chart",
@@ -170,7 +174,7 @@ __all__ = [
     "start_from_user",
     "stored_damage",
     "stored_funnels",
-    "title_options",
+    "title_picker",
     "titles_of",
     "to_link",
     "trained_among",

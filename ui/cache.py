@@ -79,14 +79,6 @@ def cached_reason_vectors(dataset_name: str, model_name: str, version: str) -> R
     return reason_vectors(cached_artifact(dataset_name, model_name, version).model, cached_split(dataset_name))
 
 
-@st.cache_resource(show_spinner=False)
-def title_options(name: str) -> tuple[list[int], dict[int, str]]:
-    """Internal item ids sorted by title, and their titles: the options of a type-ahead box."""
-    items = cached_dataset(name).items
-    ids = items.sort_values("title", kind="stable").index.tolist()
-    return ids, dict(zip(items.index.tolist(), items["title"].astype(str).tolist(), strict=True))
-
-
 @st.cache_data(show_spinner=False)
 def cached_user_activity(name: str) -> pd.DataFrame:
     return stats.user_activity(cached_dataset(name))

@@ -9,8 +9,10 @@ import streamlit as st
 from recsys_core.data import Dataset
 from recsys_core.serving.embeddings import EmbeddingMap, NoVectors, nearest_items
 from recsys_core.serving.recommend import Request, recommend
-from ui.cache import cached_artifact, cached_map, cached_map_points, cached_split, map_is_stored, title_options
+from ui.cache import cached_artifact, cached_map, cached_map_points, cached_split, map_is_stored
 from ui.charts import Overlay
+
+MAP_ITEM = "map_item"  # session state, per dataset: the internal id of the item whose neighbours are listed
 
 
 def drawn_map(dataset_name: str, model: str, version: str, kind: str) -> tuple[EmbeddingMap, pd.DataFrame] | None:
@@ -60,8 +62,19 @@ def map_overlays(
     if session:
         layers.append(Overlay("session path", [dataset.item_index(e) for e in session], "circle", "orange", path=True))
     if item:
-        layers.append(Overlay(title_options(dataset.name)[1][item], [item], "x", "magenta", size=18))
+        layers.append(Overlay(dataset.titles([item])[0], [item], "x", "magenta", size=18))
     return layers, notes
+
+
+def choose_item(dataset_name: str, item: int | None) -> None:
+    """The item whose neighbours the maps list (from a search, a click or a link); None: no item.
+    Kept per dataset: an internal id means another item in another dataset."""
+    st.session_state[f"{MAP_ITEM}:{dataset_name}"] = item
+
+
+def chosen_item(dataset: Dataset) -> int | None:
+    item = st.session_state.get(f"{MAP_ITEM}:{dataset.name}")
+    return item if isinstance(item, int) and 0 < item <= dataset.n_items else None
 
 
 def select_clicked(chart_key: str, kind: str, dataset: Dataset) -> None:
@@ -70,8 +83,8 @@ def select_clicked(chart_key: str, kind: str, dataset: Dataset) -> None:
     ids = [p["customdata"] for p in points if isinstance(p.get("customdata"), int | float)]
     if not ids:
         return
-    if kind == "items" and int(ids[0]) in title_options(dataset.name)[1]:
-        st.session_state["map_item"] = int(ids[0])
+    if kind == "items" and 0 < int(ids[0]) <= dataset.n_items:
+        choose_item(dataset.name, int(ids[0]))
     elif kind == "users" and 0 < int(ids[0]) < len(dataset.user_ids):
         st.session_state["map_user"] = str(dataset.user_ids[int(ids[0])])
 
@@ -83,7 +96,7 @@ def nearest_table(dataset: Dataset, model: str, version: str, item: int, k: int)
     except NoVectors as error:
         st.info(str(error))
         return
-    st.text(f"Nearest to {title_options(dataset.name)[1][item]} by {model}")
+    st.text(f"Nearest to {dataset.titles([item])[0]} by {model}")
     st.dataframe(
         pd.DataFrame({"title": dataset.titles(ids), "similarity": similarity}),
         hide_index=True, width="stretch",

@@ -73,14 +73,11 @@ def titles_of(dataset: Dataset, externals: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- callbacks of the widgets
 
 
-def add_item(dataset: Dataset, session: list[str]) -> None:
-    item = st.session_state.get("add_item")
-    if item is not None:
-        if len(session) >= MAX_SESSION:
-            st.session_state["session_note"] = f"A session holds at most {MAX_SESSION} items: remove some first."
-        else:
-            session.append(str(dataset.item_ids[item]))
-    st.session_state["add_item"] = None
+def add_item(dataset: Dataset, session: list[str], item: int) -> None:
+    if len(session) >= MAX_SESSION:
+        st.session_state["session_note"] = f"A session holds at most {MAX_SESSION} items: remove some first."
+    else:
+        session.append(str(dataset.item_ids[item]))
 
 
 EDIT_POSITION = "edit_position"  # the position chosen to move or remove, whichever widget shows it
