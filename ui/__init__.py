@@ -81,7 +81,7 @@ from ui.session import (
 )
 from ui.tables import frame_table, note, show_html
 from ui.text import HOME_HINT, chart_text, family_label, literal
-from ui.titles import find_titles, title_picker
+from ui.titles import title_picker
 from ui.training import config_form, training_allowed, training_panel
 from ui.users import user_box
 from ui.views import (
@@ -132,7 +132,6 @@ __all__ = [
     "epoch_chart",
     "example_note",
     "family_label",
-    "find_titles",
     "frame_table",
     "from_link",
     "funnel_chart",

@@ -28,7 +28,7 @@ def title_index(name: str) -> tuple[pd.Series, np.ndarray]:
     popularity, most interactions first: a short query matches many titles, and the one a user
     means is more often a popular one."""
     dataset = cached_dataset(name)
-    lowered = dataset.items["title"].astype(str).str.lower()
+    lowered = dataset.items["title"].astype(str).str.lower().str.split().str.join(" ")  # one space between words
     counts = np.bincount(dataset.interactions["item"].to_numpy(), minlength=dataset.n_items + 1)
     order = np.argsort(-counts[lowered.index.to_numpy()], kind="stable")
     return lowered, lowered.index.to_numpy()[order]
@@ -45,9 +45,9 @@ def _matching(name: str, query: str) -> tuple[int, ...]:
         hit &= lowered.str.contains(word, regex=False).to_numpy()
     matched = np.zeros(by_popularity.max(initial=0) + 1, dtype=bool)  # by internal id
     matched[lowered.index.to_numpy()[hit]] = True
+    exact = set(lowered.index.to_numpy()[hit & (lowered == query).to_numpy()].tolist())  # the whole title typed
     ranked = by_popularity[matched[by_popularity]].tolist()
-    exact = [i for i in ranked if " ".join(lowered[i].split()) == query]  # the whole title typed: first
-    return tuple(exact + [i for i in ranked if i not in exact])
+    return tuple([i for i in ranked if i in exact] + [i for i in ranked if i not in exact])
 
 
 def find_titles(name: str, query: str, exclude: Collection[int] = ()) -> list[int]:
