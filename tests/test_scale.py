@@ -104,7 +104,11 @@ def test_lightgcn_keeps_its_steps_per_epoch_as_the_data_grows(monkeypatch):
     monkeypatch.setattr(lightgcn, "STEPS_PER_EPOCH", 2)
     assert data_settings("lightgcn", split) == {"batch_size": 4096}
     monkeypatch.setattr(lightgcn, "STEPS_PER_EPOCH", 1)  # as if the data were 24 times larger
-    assert data_settings("lightgcn", split) == {"batch_size": len(split.train)}
+    grown = data_settings("lightgcn", split)
+    assert grown["batch_size"] == len(split.train)
+    # The rate follows the batch by the square-root rule (a 4x batch would take twice the rate).
+    ratio = grown["batch_size"] / 4096
+    assert grown["learning_rate"] == pytest.approx(5e-3 * ratio**0.5)
 
 
 def test_the_scale_generator_gives_unique_ordered_interactions_without_a_row_loop():
