@@ -39,12 +39,15 @@ from recsys_core.data import load_dataset  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.metrics import paired_test  # noqa: E402
 from recsys_core.models import DEFAULT_ZOO, REGISTRY  # noqa: E402
-from recsys_core.store.artifacts import read_per_user  # noqa: E402
+from recsys_core.store.artifacts import ArtifactMissing, read_per_user  # noqa: E402
 from recsys_core.training.tuning import default_storage, open_storage, study_name, summarise  # noqa: E402
 
 MARKER = "<!-- tuning -->"
 STORE = ROOT / "artifacts" / "bench-tuning"
 RESULTS = ROOT / "docs" / "tuning" / "runs.json"
+# Per-user test NDCG@10 of the defaults and of the tuned model, apart from runs.json so that it stays
+# readable: the leaderboard's paired tests between models are computed from it.
+PER_USER = ROOT / "docs" / "tuning" / "per_user.json"
 
 
 def run(command: list[str], log: Path) -> float:
@@ -66,10 +69,10 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
     command = [sys.executable, "-m", "recsys_core", "tune", "--dataset", dataset, "--models", model,
                "--trials", str(trials), "--study", f"bench-{trials}"]  # fmt: skip
     seconds = run(command, STORE / f"{dataset}-{model}-tune.log")
-    study = optuna.load_study(study_name=study_name(data, model, f"bench-{trials}"),
-                              storage=open_storage(default_storage(data)))  # fmt: skip
+    study = load_bench_study(dataset, model, trials)
     report = summarise(study, model)
     default = next(t for t in study.trials if t.user_attrs.get("defaults"))
+    keep_per_user(dataset, model, trials)
     tuned = read_per_user(data.name, model)["NDCG@10"].to_numpy()
     before = np.array(default.user_attrs["test NDCG@10 per user"])
     # The defaults won: the stored model is that trial, and a test of it against itself would only
@@ -82,6 +85,32 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
             "best_is_default": best_is_default,
             "paired": paired_test(tuned, before) if len(tuned) == len(before) and not best_is_default else None,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}  # fmt: skip
+
+
+def load_bench_study(dataset: str, model: str, trials: int) -> optuna.Study:
+    data = load_dataset(dataset)
+    return optuna.load_study(study_name=study_name(data, model, f"bench-{trials}"),
+                             storage=open_storage(default_storage(data)))  # fmt: skip
+
+
+def keep_per_user(dataset: str, model: str, trials: int) -> None:
+    """Copy the defaults' and the tuned model's per-user test NDCG@10 from the bench store (the
+    study's first trial; the stored best trial) into docs/tuning/per_user.json."""
+    os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)
+    study = load_bench_study(dataset, model, trials)
+    default = next(t for t in study.trials if t.user_attrs.get("defaults"))
+    tuned = read_per_user(load_dataset(dataset).name, model)
+    kept = per_user()
+    entry = kept.setdefault(dataset, {"users": tuned["user"].tolist(), "models": {}})
+    if entry["users"] != tuned["user"].tolist():
+        raise RuntimeError(f"{model}'s test users on {dataset} differ from the other models'")
+    entry["models"][model] = {"default": default.user_attrs["test NDCG@10 per user"],
+                              "tuned": tuned["NDCG@10"].round(6).tolist()}  # fmt: skip
+    PER_USER.write_text(json.dumps(kept, separators=(",", ":")))
+
+
+def per_user() -> dict:
+    return json.loads(PER_USER.read_text()) if PER_USER.exists() else {}
 
 
 def stored() -> dict[str, dict]:
@@ -140,8 +169,47 @@ def report(dataset: str) -> str:
                      f"{r['tuned_valid']:.4f} | {test_ci(r['default_test'])} | {test_ci(r['tuned_test'])} | {diff} | "
                      f"{format_p(p, 't_test_p')} | {format_p(p, 'wilcoxon_p')} | "
                      f"{r['study_s'] / 60:.1f} | {settings} |")  # fmt: skip
-    lines += ["", MARKER]
+    lines += ["", *leaderboard(dataset, rows), "", MARKER]
     return "\n".join(lines)
+
+
+def leaderboard(dataset: str, rows: list[dict]) -> list[str]:
+    """The models ordered by test NDCG@10 with their default settings and after tuning, and each
+    pair whose order tuning reverses, with a paired test of the two tuned models on the same users."""
+    default = {r["model"]: r["default_test"][0] for r in rows}
+    tuned = {r["model"]: r["tuned_test"][0] for r in rows}
+    before, after = sorted(default, key=default.get, reverse=True), sorted(tuned, key=tuned.get, reverse=True)
+    lines = ["### The leaderboard before and after tuning", "",
+             f"The {len(rows)} models tuned so far, by test NDCG@10 (the same protocol; the defaults are the study's "
+             "first trial).", "",
+             "| place | default settings | test NDCG@10 | tuned | test NDCG@10 |", "|---|---|---|---|---|"]  # fmt: skip
+    for place, (a, b) in enumerate(zip(before, after, strict=True), start=1):
+        lines.append(f"| {place} | {a} | {default[a]:.4f} | {b} | {tuned[b]:.4f} |")
+    # (a, b): a above b after tuning, below it before.
+    flips = [(a, b) for i, a in enumerate(after) for b in after[i + 1 :] if before.index(a) > before.index(b)]
+    users = per_user().get(dataset, {}).get("models", {})
+    heading = ("Pairs whose order tuning reverses (the first now above the second), with a paired test of the two "
+               "tuned models' per-user test NDCG@10:")  # fmt: skip
+    lines += ["", heading if flips else "Tuning reverses the order of no pair of models.", ""]
+    for a, b in flips:
+        line = (f"- **{a}** above **{b}**: with the defaults {default[a]:.4f} against {default[b]:.4f}; tuned "
+                f"{tuned[a]:.4f} against {tuned[b]:.4f}")  # fmt: skip
+        if a in users and b in users:
+            p = paired_test(np.array(users[a]["tuned"]), np.array(users[b]["tuned"]))
+            line += (f"; difference {p['mean_difference']:+.4f} [{p['bootstrap_ci_low']:+.4f}, "
+                     f"{p['bootstrap_ci_high']:+.4f}], paired t p {p['t_test_p']:.3g}, Wilcoxon p "
+                     f"{p['wilcoxon_p']:.3g}: {verdict(p)}")  # fmt: skip
+        lines.append(line + ".")
+    return lines
+
+
+def verdict(paired: dict, level: float = 0.05) -> str:
+    t, w = paired["t_test_p"] < level, paired["wilcoxon_p"] < level
+    if t and w:
+        return f"significant at {level} by both tests"
+    if t or w:
+        return f"significant at {level} by the {'paired t-test' if t else 'Wilcoxon test'} only"
+    return f"not significant at {level}"
 
 
 def main() -> None:
@@ -163,6 +231,13 @@ def main() -> None:
         keep(result)
         print(f"  valid {result['default_valid']:.4f} -> {result['tuned_valid']:.4f} in "
               f"{result['study_s'] / 60:.1f} min", flush=True)  # fmt: skip
+    for result in stored().values():  # runs from before per_user.json: filled from the bench store when it is here
+        kept = per_user().get(args.dataset, {}).get("models", {})
+        if result["dataset"] == args.dataset and result["model"] not in kept:
+            try:
+                keep_per_user(args.dataset, result["model"], result["trials"])
+            except (KeyError, ArtifactMissing, StopIteration):
+                print(f"  {result['model']}: no per-user figures in {STORE}; its pairs are shown without a test")
     section = report(args.dataset)
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, section)
     print(section)
