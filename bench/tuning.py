@@ -72,9 +72,7 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
     study = load_bench_study(dataset, model, trials)
     report = summarise(study, model)
     default = next(t for t in study.trials if t.user_attrs.get("defaults"))
-    keep_per_user(dataset, model, trials)
-    tuned = read_per_user(data.name, model)["NDCG@10"].to_numpy()
-    before = np.array(default.user_attrs["test NDCG@10 per user"])
+    before, tuned = keep_per_user(dataset, model, study)
     # The defaults won: the stored model is that trial, and a test of it against itself would only
     # read the last digits of two roundings as a difference.
     best_is_default = study.best_trial.number == default.number
@@ -93,11 +91,10 @@ def load_bench_study(dataset: str, model: str, trials: int) -> optuna.Study:
                              storage=open_storage(default_storage(data)))  # fmt: skip
 
 
-def keep_per_user(dataset: str, model: str, trials: int) -> None:
+def keep_per_user(dataset: str, model: str, study: optuna.Study) -> tuple[np.ndarray, np.ndarray]:
     """Copy the defaults' and the tuned model's per-user test NDCG@10 from the bench store (the
-    study's first trial; the stored best trial) into docs/tuning/per_user.json."""
+    study's first trial; the stored best trial) into docs/tuning/per_user.json; return both."""
     os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)
-    study = load_bench_study(dataset, model, trials)
     default = next(t for t in study.trials if t.user_attrs.get("defaults"))
     tuned = read_per_user(load_dataset(dataset).name, model)
     kept = per_user()
@@ -107,6 +104,7 @@ def keep_per_user(dataset: str, model: str, trials: int) -> None:
     entry["models"][model] = {"default": default.user_attrs["test NDCG@10 per user"],
                               "tuned": tuned["NDCG@10"].round(6).tolist()}  # fmt: skip
     PER_USER.write_text(json.dumps(kept, separators=(",", ":")))
+    return np.array(default.user_attrs["test NDCG@10 per user"]), tuned["NDCG@10"].to_numpy()
 
 
 def per_user() -> dict:
@@ -231,11 +229,12 @@ def main() -> None:
         keep(result)
         print(f"  valid {result['default_valid']:.4f} -> {result['tuned_valid']:.4f} in "
               f"{result['study_s'] / 60:.1f} min", flush=True)  # fmt: skip
+    kept = per_user().get(args.dataset, {}).get("models", {})
     for result in stored().values():  # runs from before per_user.json: filled from the bench store when it is here
-        kept = per_user().get(args.dataset, {}).get("models", {})
         if result["dataset"] == args.dataset and result["model"] not in kept:
             try:
-                keep_per_user(args.dataset, result["model"], result["trials"])
+                keep_per_user(args.dataset, result["model"], load_bench_study(args.dataset, result["model"],
+                                                                             result["trials"]))  # fmt: skip
             except (KeyError, ArtifactMissing, StopIteration):
                 print(f"  {result['model']}: no per-user figures in {STORE}; its pairs are shown without a test")
     section = report(args.dataset)
