@@ -68,6 +68,18 @@ def test_lightgcn_serves_its_propagated_vectors_after_training(synthetic, synthe
     assert not torch.allclose(model.item_vectors(), model.item_embedding.weight)  # layers did propagate
 
 
+def test_lightgcn_propagates_in_float32_under_bf16_autocast(synthetic, synthetic_split):
+    # CUDA has no bf16 sparse product: under the training loop's autocast the propagation must stay
+    # float32 (an H200 run failed on it), and give what it gives without autocast.
+    model = build_model("lightgcn", synthetic.n_users, synthetic.n_items)
+    model.attach_graph(synthetic_split)
+    plain_users, plain_items = model.propagate()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        users, items = model.propagate()
+    assert users.dtype == items.dtype == torch.float32
+    assert torch.equal(users, plain_users) and torch.equal(items, plain_items)
+
+
 def test_multvae_scores_with_the_mean_so_lists_are_deterministic(synthetic, synthetic_split):
     model = build_model("multvae", synthetic.n_users, synthetic.n_items)
     fit(model, synthetic_split, torch.device("cpu"), max_epochs=2)

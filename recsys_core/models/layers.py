@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
@@ -20,6 +21,13 @@ def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
     for width_in, width_out in itertools.pairwise(sizes):
         layers += [nn.Linear(width_in, width_out), nn.ReLU(), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
+
+
+# Every fused attention but cuDNN's, which PyTorch prefers for bf16 on recent GPUs: it builds an
+# execution plan for each new shape, and batches by length bring up to max_len sequence lengths, so
+# on an H200 the bf16 steps of SASRec and BERT4Rec ran many times slower than float32 ones until
+# every length had been seen (docs/benchmarks.md, Training on a GPU against the CPU).
+ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -56,7 +64,8 @@ class MultiHeadSelfAttention(nn.Module):
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, H, T, T)
             context = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D/H)
         else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+            with sdpa_kernel(ATTENTION_BACKENDS):
+                context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch, length, dim)  # (B, T, D)
         return self.out(context), weights
 

@@ -1,7 +1,7 @@
 """The one training loop, for every torch model; closed-form models fit directly.
 
 Early stopping on a validation score (full-ranking NDCG@10 by default, the protocol's own metric),
-best weights kept, fixed seeds and batch order, CUDA with bf16 autocast when there is a GPU. A
+best weights kept, fixed seeds and batch order, bf16 autocast where the config asks for it. A
 non-finite loss stops training and keeps the best weights seen so far rather than saving a
 diverged model. The loop never asks what kind of model it trains: a model validated on given
 candidates says so (``validation_candidates``, a ranker over its retriever's), and a protocol with
@@ -153,7 +153,7 @@ class _Loop:
         config = self.model.config
         self.optimiser = Optimiser(self.model, config.learning_rate, config.weight_decay)
         cpu_bf16 = self.device.type == "cpu" and config.cpu_bf16 and cpu_has_bf16()
-        self.autocast = self.device.type == "cuda" or cpu_bf16
+        self.autocast = (self.device.type == "cuda" and config.cuda_bf16) or cpu_bf16
         # Page-locked host memory lets the copy to a GPU run asynchronously with the previous step.
         self.pin = self.device.type == "cuda"
 

@@ -123,10 +123,17 @@ class LightGCN(Recommender):
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer-mean embeddings (users, items) over the attached graph."""
         e = torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (U+1 + I+1, D)
+        if self._graph.device != e.device:
+            # The graph is no buffer (a sparse tensor kept out of the artifact: it is rebuilt from the
+            # split), so .to() leaves it behind: it follows the weights here, to a GPU and back.
+            self._graph = self._graph.to(e.device)
         layers = [e]
-        for _ in range(self.config.n_layers):
-            e = torch.sparse.mm(self._graph, e)
-            layers.append(e)
+        # In float32 under any autocast: CUDA has no bf16 sparse product, and a bandwidth-bound
+        # product gains nothing from it.
+        with torch.autocast(e.device.type, enabled=False):
+            for _ in range(self.config.n_layers):
+                e = torch.sparse.mm(self._graph, e)
+                layers.append(e)
         mean = torch.stack(layers).mean(dim=0)
         return mean[: self.n_users + 1], mean[self.n_users + 1 :]
 

@@ -1,0 +1,387 @@
+"""Training on a GPU against the CPU, measured on one machine in one run, written to docs/benchmarks.md.
+
+    python bench/gpu.py --dataset PATH/ml-1m-sas.csv --out DIR [--budget-s 400] [--models all]
+                        [--full sasrec,...] [--seconds 3] [--note "what this run is for"]
+    python bench/gpu.py --report [DIR/gpu.json ...]   # here: runs into docs/gpu/, the report from all
+
+A GPU may be at hand for minutes rather than hours, so the run is sized to ``--budget-s`` and
+writes ``gpu.json`` after every step (what finished is kept if the machine is taken back). On the
+machine with the GPU:
+
+1. sasrec (when ``--full`` names it), the default retriever and the rankers' source of hard
+   negatives, trains in full on the GPU exactly as ``python -m recsys_core train`` trains it (its
+   settings for the data, early stopping on validation, test on the one protocol) into a store of
+   its own;
+2. every torch model's training step is timed three ways, each with its default settings for the
+   data, its own batches and the one training loop (``recsys_core.training.loop.fit``): on the GPU
+   with bf16 autocast, on the GPU in float32, and on the same machine's CPU with all its cores.
+   Warm-up steps first (CUDA context, kernels chosen or compiled, allocator), then as many steps as
+   fit in ``--seconds``; an epoch's seconds are the seconds per step times the steps of one epoch,
+   counted by drawing one whole epoch of batches (which also times the batches alone: the floor
+   under an epoch on any device, since batches are built on the CPU);
+3. with the budget left, the other models of ``--full``, then the ones slowest on this project's
+   2-core CPU (docs/scale/runs.json), train in full on the GPU when the timed epochs say they fit.
+
+A ranker times its step over sasrec's candidates (its hard negatives) when sasrec is in the store,
+over random negatives otherwise (the same work per step). NeuMF times from scratch unless GMF and
+MLP are in the store. ``--accelerator cpu`` runs the same steps without a GPU (the "GPU" rows then
+time the CPU), to check the script before using a GPU's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from bench.sections import write_section  # noqa: E402
+from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
+from recsys_core.data.split import PROTOCOL  # noqa: E402
+from recsys_core.store.artifacts import read_record  # noqa: E402
+from recsys_core.training.loop import fit  # noqa: E402
+from recsys_core.training.run import TrainingContext, prepare_run, train_one  # noqa: E402
+
+MARKER = "<!-- gpu -->"
+FIGURES = ROOT / "docs" / "gpu"
+CPU_RUNS = ROOT / "docs" / "scale" / "runs.json"  # full runs on this project's 2-core CPU
+# Timing order: the next-item models first (the slowest on a CPU), then the rest of the retrievers,
+# then the rankers (they need sasrec's candidates, trained in step 1).
+ORDER = ("sasrec", "bert4rec", "gru4rec", "two_tower", "lightgcn", "multvae", "cdae", "bpr", "gmf", "mlp",
+         "neumf", "dlrm", "deepfm", "fm", "ffm", "wide_deep", "dcn", "xdeepfm")  # fmt: skip
+# Warm-up until both: the first steps of a model and a dtype pay for kernels chosen or compiled on
+# first use, which a few steps alone did not cover in a first lease (a first bf16 BERT4Rec epoch).
+WARMUP_STEPS, WARMUP_S = 5, 1.5
+VARIANTS = (("gpu_bf16", True), ("gpu_fp32", False), ("cpu", None))
+
+
+class Budget:
+    """Seconds left of the run; a step starts only when what it is expected to take is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.ends = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.ends - time.perf_counter()
+
+
+def environment(accelerator: str) -> dict[str, object]:
+    found = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+             "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+             "accelerator": accelerator}  # fmt: skip
+    if accelerator == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        found |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                  "cuda": torch.version.cuda, "gpus": torch.cuda.device_count(),
+                  "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}  # fmt: skip
+    return found
+
+
+def epoch_of_batches(context: TrainingContext, model: torch.nn.Module) -> tuple[int, float]:
+    """Steps in one epoch, and the seconds its batches take to build with no training at all."""
+    started = time.perf_counter()
+    steps = sum(1 for _ in model.batches(context.split, np.random.default_rng(0)))
+    return steps, time.perf_counter() - started
+
+
+def step_seconds(context: TrainingContext, model: torch.nn.Module, seconds: float, bf16: bool | None) -> dict:
+    """Seconds per training step of ``model`` (a fresh copy of it) through the one training loop: a
+    warm-up epoch (``WARMUP_STEPS`` and ``WARMUP_S``), then an epoch of as many steps as fit in ``seconds``."""
+    model = copy.deepcopy(model)
+    if bf16 is not None:
+        model.config.cuda_bf16 = bf16
+    drawn = []
+
+    def batches(rng: np.random.Generator):
+        batch_iter = model.batches(context.split, rng)
+        started = time.perf_counter()
+        if not drawn:  # the warm-up epoch
+            for batch in batch_iter:
+                drawn.append(0)
+                yield batch
+                if len(drawn) >= WARMUP_STEPS and time.perf_counter() - started >= WARMUP_S:
+                    return
+            return
+        for batch in batch_iter:
+            drawn.append(1)
+            yield batch
+            if time.perf_counter() - started >= seconds:
+                return
+
+    cuda = context.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    # A constant validation score: this times steps, not models (and keeps the epoch to these steps).
+    result = fit(model, None, context.device, 0, max_epochs=2, batches=batches, validate=lambda _: 0.0)
+    timed = sum(drawn)
+    found = {"step_s": result.history[1]["train_seconds"] / timed, "steps_timed": timed}
+    if cuda:
+        found["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return found
+
+
+def time_model(contexts: dict[str, TrainingContext], name: str, seconds: float) -> dict[str, object]:
+    """``name`` built once, with its settings for the data (and a ranker's candidates, drawn on the
+    GPU), then timed on each device from the same initial weights."""
+    run = prepare_run(contexts["gpu"], name, {}, quick=False, seed=0)
+    steps, data_s = epoch_of_batches(contexts["gpu"], run.model)
+    row: dict[str, object] = {"steps_per_epoch": steps, "data_s_per_epoch": data_s,
+                              "batch_size": run.model.config.batch_size, "notes": run.notes}  # fmt: skip
+    for variant, bf16 in VARIANTS:
+        context = contexts["cpu" if bf16 is None else "gpu"]
+        timed = step_seconds(context, run.model, seconds, bf16)
+        row[variant] = {**timed, "epoch_s": timed["step_s"] * steps}
+    return row
+
+
+def full_run(context: TrainingContext, name: str) -> dict[str, object]:
+    """``name`` trained in full on the GPU exactly as ``recsys_core train`` trains it; what the store says."""
+    report = train_one(context, name, {}, quick=False, seed=0)
+    if not report.ok:
+        return {"ok": False, "message": report.message}
+    record = read_record(context.dataset.name, name)
+    test = record["metrics"]["test"]
+    epochs = [row for row in record["history"] if "train_seconds" in row]
+    return {
+        "ok": True, "seconds": report.seconds, "best_epoch": record["info"].get("best_epoch"),
+        "epochs_run": len(epochs), "s_per_epoch": sum(r["train_seconds"] for r in epochs) / max(1, len(epochs)),
+        "test": {k: [test[k], *test.get(f"{k} CI", [None, None])] for k in ("NDCG@10", "HR@10")},
+        "message": report.message,
+    }  # fmt: skip
+
+
+def guarded(step, *args) -> dict[str, object]:
+    """``step(*args)``, or what went wrong: a lease is minutes long, so one model failing (on a device
+    path the CPU tests cannot reach) is recorded with its traceback and the run goes on."""
+    try:
+        return step(*args)
+    except Exception as error:  # any failure is a finding here, not a reason to stop
+        return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-2000:]}
+
+
+def cpu_runs(dataset_label: str) -> dict[str, dict]:
+    return json.loads(CPU_RUNS.read_text()).get(dataset_label, {}) if CPU_RUNS.exists() else {}
+
+
+def measure(args: argparse.Namespace) -> None:
+    budget = Budget(args.budget_s)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in ORDER if args.models == "all" or n in args.models.split(",")]
+    dataset = load_dataset(args.dataset)
+    split = temporal_leave_last_out(dataset)
+    label = args.label or dataset.name
+    contexts = {"gpu": TrainingContext.build(dataset, split, args.accelerator),
+                "cpu": TrainingContext.build(dataset, split, "cpu")}  # fmt: skip
+    # The CPU context set torch to every core; the GPU rows keep the same threads for building batches.
+    results: dict[str, object] = {
+        "dataset": label, "dataset_name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
+        "interactions": dataset.n_interactions, "protocol": PROTOCOL, "started": time.strftime("%Y-%m-%d %H:%M"),
+        "environment": environment(args.accelerator), "budget_s": args.budget_s, "note": args.note,
+        "full": {}, "steps": {},
+    }  # fmt: skip
+
+    def keep() -> None:
+        results["elapsed_s"] = args.budget_s - budget.left()
+        (out / "gpu.json").write_text(json.dumps(results, indent=1))
+
+    def log(message: str) -> None:
+        print(f"[{args.budget_s - budget.left():6.0f} s] {message}", flush=True)
+
+    keep()
+    full = [n for n in args.full.split(",") if n]
+    if "sasrec" in full:  # first: the rankers' candidates (their hard negatives), and the paper's model
+        results["full"]["sasrec"] = guarded(full_run, contexts["gpu"], "sasrec")
+        log(f"sasrec in full: {results['full']['sasrec']}")
+        keep()
+    for name in names:
+        if budget.left() < args.reserve_s:
+            log(f"budget: {name} and later not timed")
+            break
+        results["steps"][name] = guarded(time_model, contexts, name, args.seconds)
+        log(f"{name}: {json.dumps(results['steps'][name])[:400]}")
+        keep()
+    cpu = cpu_runs(args.cpu_runs_label)
+    slowest_first = sorted((n for n in names if n in cpu), key=lambda n: -cpu[n]["wall_s"])
+    for name in dict.fromkeys([*full, *slowest_first]):  # the ones asked for, then the slowest first
+        timed = results["steps"].get(name, {}).get("gpu_bf16")
+        if name in results["full"] or name not in cpu or not timed:
+            continue
+        # Its epochs on this project's CPU, each one timed epoch plus validation (about as long again, at most).
+        expected = cpu[name]["epochs_run"] * timed["epoch_s"] * 2 + 30
+        if expected > budget.left() - 10:
+            log(f"{name} in full: expected {expected:.0f} s, {budget.left():.0f} s left; skipped")
+            continue
+        results["full"][name] = guarded(full_run, contexts["gpu"], name)
+        log(f"{name} in full: {results['full'][name]}")
+        keep()
+    keep()
+    log("done")
+
+
+# The report, written here from a run's gpu.json (kept in docs/gpu/).
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.1f}x" if a and b else "–"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+def step_rows(steps: dict[str, dict]) -> list[str]:
+    rows = ["| model | run | batch | steps per epoch | batches alone, s/epoch | GPU bf16, s/epoch | "
+            "GPU fp32, s/epoch | CPU, s/epoch | CPU / GPU bf16 | fp32 / bf16 | GPU peak MB (bf16) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, row in steps.items():
+        if "error" in row:
+            rows.append(f"| {name} | {row['run']} | failed: {row['error']} |||||||||")
+            continue
+        bf16, fp32, cpu = row["gpu_bf16"], row["gpu_fp32"], row["cpu"]
+        rows.append(
+            f"| {name} | {row['run']} | {row['batch_size']} | {row['steps_per_epoch']} | "
+            f"{seconds(row['data_s_per_epoch'])} | {seconds(bf16['epoch_s'])} | {seconds(fp32['epoch_s'])} | "
+            f"{seconds(cpu['epoch_s'])} | {ratio(cpu['epoch_s'], bf16['epoch_s'])} | "
+            f"{ratio(fp32['epoch_s'], bf16['epoch_s'])} | {bf16.get('peak_gpu_mb', 0):.0f} |"
+        )
+    return rows
+
+
+def with_ci(estimate: list) -> str:
+    value, low, high = estimate
+    return f"{value:.4f} [{low:.3f}, {high:.3f}]" if low is not None else f"{value:.4f}"
+
+
+def full_rows(full: dict[str, dict], cpu: dict[str, dict]) -> list[str]:
+    rows = ["| model | run | GPU: minutes | epochs (best) | s/epoch | test NDCG@10 [95% CI] | 2-core CPU: minutes | "
+            "s/epoch | test NDCG@10 [95% CI] | CPU / GPU time |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, run in full.items():
+        if not run.get("ok"):
+            rows.append(
+                f"| {run.get('model', name)} | {run['run']} | failed: {run.get('error') or run.get('message')} ||||||||"
+            )
+            continue
+        here = cpu.get(run.get("model", name))
+        cpu_cells = (f"{here['train_s'] / 60:.1f} | {seconds(here['s_per_epoch'])} | {with_ci(here['test']['NDCG@10'])}"
+                     f" | {ratio(here['train_s'], run['seconds'])}" if here else "– | – | – | –")  # fmt: skip
+        rows.append(f"| {run.get('model', name)} | {run['run']} | {run['seconds'] / 60:.1f} | "
+                    f"{run['epochs_run']} ({run['best_epoch']}) | {seconds(run['s_per_epoch'])} | "
+                    f"{with_ci(run['test']['NDCG@10'])} | {cpu_cells} |")  # fmt: skip
+    return rows
+
+
+def latest(runs: list[dict], part: str) -> dict[str, dict]:
+    """Each model's row of ``part`` ("steps" or "full") from the latest run that has it, tagged with that run."""
+    found: dict[str, dict] = {}
+    for number, run in enumerate(runs, start=1):
+        for name, row in run[part].items():
+            found[name] = {**row, "run": number}
+    return dict(sorted(found.items(), key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER)))
+
+
+def every(runs: list[dict], part: str) -> dict[str, dict]:
+    """Every run's rows of ``part``, keyed "model (run N)", in the order of the models."""
+    found = {f"{name} (run {number})": {**row, "run": number, "model": name}
+             for number, run in enumerate(runs, start=1) for name, row in run[part].items()}  # fmt: skip
+    return dict(sorted(found.items(), key=lambda item: (ORDER.index(item[1]["model"]), item[1]["run"])))
+
+
+def run_line(number: int, run: dict) -> str:
+    env = run["environment"]
+    gpu = f"{env.get('gpu')} ({env.get('gpu_memory_gib')} GiB, CUDA {env.get('cuda')})" if "gpu" in env else "no GPU"
+    return (f"- run {number}, {run['started']} UTC: {gpu}; {env['machine']}; torch {env['torch']}, "
+            f"Python {env['python']}, pandas {env.get('pandas')}; TF32 matrix products "
+            f"{'on' if env.get('tf32_matmul') else 'off'}; {run.get('note', '')}".rstrip("; "))  # fmt: skip
+
+
+def report(runs: list[dict], cpu: dict[str, dict]) -> str:
+    first = runs[-1]
+    lines = [
+        MARKER,
+        "## Training on a GPU against the CPU",
+        "",
+        f"`python bench/gpu.py` on {first['dataset']} ({first['users']:,} users, {first['items']:,} items, "
+        f"{first['interactions']:,} interactions), on a machine lent for minutes at a time (runs kept in "
+        "docs/gpu/):",
+        "",
+        *(run_line(number, run) for number, run in enumerate(runs, start=1)),
+        "",
+        "Each model's training step is timed over a few seconds rather than whole runs: default settings "
+        "for the data, the model's own batches and the one training loop; warm-up steps first, then as many "
+        "steps as fit in the time; an epoch is seconds per step times the steps of one epoch. The CPU "
+        "column is the same machine's CPU with all its cores, in the same run. bf16 is autocast "
+        "(`cuda_bf16`: on by default in these runs, off since, for what this table shows); fp32 leaves "
+        'it off. "Batches alone" is one epoch of batches '
+        "built with no training: they are built on the CPU, so no device makes an epoch shorter than that.",
+        "",
+        *step_rows(latest(runs, "steps")),
+        "",
+        "Trained in full on the GPU with bf16 autocast (as `python -m recsys_core train --device cuda` "
+        "trained them then: early "
+        f"stopping on validation, test on the one protocol: {first['protocol']}), against the same "
+        "models trained in full on this project's 2-core CPU (`bench/scale.py`, docs/scale/runs.json; "
+        "another machine, so the ratio is a user's choice between the two, not a speed-up of one chip "
+        "over another):",
+        "",
+        *full_rows(every(runs, "full"), cpu),
+        "",
+        MARKER,
+    ]
+    return "\n".join(lines)
+
+
+def keep_runs(paths: list[str]) -> list[dict]:
+    """The given runs copied into docs/gpu/ (one file per run), then every run kept there, oldest first."""
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        stamp = run["started"].replace("-", "").replace(" ", "-").replace(":", "")
+        (FIGURES / f"{run['dataset']}-{stamp}.json").write_text(json.dumps(run, indent=1))
+    runs = [json.loads(path.read_text()) for path in sorted(FIGURES.glob("*.json"))]
+    return sorted(runs, key=lambda run: run["started"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", help="the interactions CSV (ml-1m-sas.csv)")
+    parser.add_argument("--label", default="ml-1m-sas", help="the dataset's name in the report")
+    parser.add_argument("--cpu-runs-label", default="ml-1m-sas", help="its key in docs/scale/runs.json")
+    parser.add_argument("--out", default=str(ROOT / "artifacts" / "bench-gpu"))
+    parser.add_argument("--models", default="all")
+    parser.add_argument("--budget-s", type=float, default=400.0)
+    parser.add_argument("--reserve-s", type=float, default=30.0, help="no model is timed with less left")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed steps per model and variant")
+    parser.add_argument("--full", default="sasrec", help="models trained in full first (sasrec before the timing)")
+    parser.add_argument("--accelerator", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument(
+        "--report", nargs="*", help="runs' gpu.json to keep in docs/gpu/; the report from all kept there"
+    )
+    parser.add_argument("--note", default="", help="what this run is for, kept with it")
+    args = parser.parse_args()
+    if args.report is not None:
+        runs = keep_runs(args.report)
+        write_section(ROOT / "docs" / "benchmarks.md", MARKER, report(runs, cpu_runs(args.cpu_runs_label)))
+        return
+    if args.accelerator == "cuda" and not torch.cuda.is_available():
+        parser.error("no CUDA GPU here: --accelerator cpu checks the script without one")
+    measure(args)
+
+
+if __name__ == "__main__":
+    main()
