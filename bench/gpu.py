@@ -50,6 +50,7 @@ import torch  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
+from recsys_core.models import REGISTRY  # noqa: E402
 from recsys_core.store.artifacts import read_record  # noqa: E402
 from recsys_core.training.loop import fit  # noqa: E402
 from recsys_core.training.run import TrainingContext, prepare_run, train_one  # noqa: E402
@@ -61,8 +62,8 @@ CPU_RUNS = ROOT / "docs" / "scale" / "runs.json"  # full runs on this project's 
 # then the rankers (they need sasrec's candidates, trained in step 1).
 ORDER = ("sasrec", "bert4rec", "gru4rec", "two_tower", "lightgcn", "multvae", "cdae", "bpr", "gmf", "mlp",
          "neumf", "dlrm", "deepfm", "fm", "ffm", "wide_deep", "dcn", "xdeepfm")  # fmt: skip
-# Warm-up until both: the first steps of a model and a dtype pay for kernels chosen or compiled on
-# first use, which a few steps alone did not cover in a first lease (a first bf16 BERT4Rec epoch).
+# Warm-up until both: a model's first steps on a device pay for the CUDA context, the kernels chosen
+# on first use and the allocator's growth, which 3 steps alone did not always cover.
 WARMUP_STEPS, WARMUP_S = 5, 1.5
 VARIANTS = (("gpu_bf16", True), ("gpu_fp32", False), ("cpu", None))
 
@@ -154,8 +155,10 @@ def full_run(context: TrainingContext, name: str) -> dict[str, object]:
     record = read_record(context.dataset.name, name)
     test = record["metrics"]["test"]
     epochs = [row for row in record["history"] if "train_seconds" in row]
+    bf16 = record["config"]["config"].get("cuda_bf16")
     return {
-        "ok": True, "seconds": report.seconds, "best_epoch": record["info"].get("best_epoch"),
+        "ok": True, "seconds": report.seconds, "precision": "bf16" if bf16 else "fp32",
+        "best_epoch": record["info"].get("best_epoch"),
         "epochs_run": len(epochs), "s_per_epoch": sum(r["train_seconds"] for r in epochs) / max(1, len(epochs)),
         "test": {k: [test[k], *test.get(f"{k} CI", [None, None])] for k in ("NDCG@10", "HR@10")},
         "message": report.message,
@@ -169,6 +172,10 @@ def guarded(step, *args) -> dict[str, object]:
         return step(*args)
     except Exception as error:  # any failure is a finding here, not a reason to stop
         return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-2000:]}
+
+
+def default_bf16(name: str) -> bool:
+    return bool(getattr(REGISTRY[name].config_class(), "cuda_bf16", False))
 
 
 def cpu_runs(dataset_label: str) -> dict[str, dict]:
@@ -216,7 +223,8 @@ def measure(args: argparse.Namespace) -> None:
     cpu = cpu_runs(args.cpu_runs_label)
     slowest_first = sorted((n for n in names if n in cpu), key=lambda n: -cpu[n]["wall_s"])
     for name in dict.fromkeys([*full, *slowest_first]):  # the ones asked for, then the slowest first
-        timed = results["steps"].get(name, {}).get("gpu_bf16")
+        # Timed as it will train: in the precision its config defaults to.
+        timed = results["steps"].get(name, {}).get("gpu_bf16" if default_bf16(name) else "gpu_fp32")
         if name in results["full"] or name not in cpu or not timed:
             continue
         # Its epochs on this project's CPU, each one timed epoch plus validation (about as long again, at most).
@@ -268,19 +276,18 @@ def with_ci(estimate: list) -> str:
 
 
 def full_rows(full: dict[str, dict], cpu: dict[str, dict]) -> list[str]:
-    rows = ["| model | run | GPU: minutes | epochs (best) | s/epoch | test NDCG@10 [95% CI] | 2-core CPU: minutes | "
-            "s/epoch | test NDCG@10 [95% CI] | CPU / GPU time |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = ["| model | run | precision | GPU: minutes | epochs (best) | s/epoch | test NDCG@10 [95% CI] | "
+            "2-core CPU: minutes | s/epoch | test NDCG@10 [95% CI] | CPU / GPU time |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, run in full.items():
         if not run.get("ok"):
-            rows.append(
-                f"| {run.get('model', name)} | {run['run']} | failed: {run.get('error') or run.get('message')} ||||||||"
-            )
+            failure = run.get("error") or run.get("message")
+            rows.append(f"| {run.get('model', name)} | {run['run']} | failed: {failure} |||||||||")
             continue
         here = cpu.get(run.get("model", name))
         cpu_cells = (f"{here['train_s'] / 60:.1f} | {seconds(here['s_per_epoch'])} | {with_ci(here['test']['NDCG@10'])}"
                      f" | {ratio(here['train_s'], run['seconds'])}" if here else "– | – | – | –")  # fmt: skip
-        rows.append(f"| {run.get('model', name)} | {run['run']} | {run['seconds'] / 60:.1f} | "
+        rows.append(f"| {run.get('model', name)} | {run['run']} | {run['precision']} | {run['seconds'] / 60:.1f} | "
                     f"{run['epochs_run']} ({run['best_epoch']}) | {seconds(run['s_per_epoch'])} | "
                     f"{with_ci(run['test']['NDCG@10'])} | {cpu_cells} |")  # fmt: skip
     return rows
@@ -332,8 +339,7 @@ def report(runs: list[dict], cpu: dict[str, dict]) -> str:
         "",
         *step_rows(latest(runs, "steps")),
         "",
-        "Trained in full on the GPU with bf16 autocast (as `python -m recsys_core train --device cuda` "
-        "trained them then: early "
+        "Trained in full on the GPU (as `python -m recsys_core train --device cuda` trains them: early "
         f"stopping on validation, test on the one protocol: {first['protocol']}), against the same "
         "models trained in full on this project's 2-core CPU (`bench/scale.py`, docs/scale/runs.json; "
         "another machine, so the ratio is a user's choice between the two, not a speed-up of one chip "

@@ -34,8 +34,9 @@ def test_each_model_is_reported_from_its_latest_run_with_its_ratios():
 
 def test_full_runs_are_compared_with_the_cpu_runs_of_the_same_model():
     cpu = {"sasrec": {"train_s": 600.0, "s_per_epoch": 30.0, "test": {"NDCG@10": [0.18, 0.17, 0.19]}}}
-    full = {"sasrec": {"ok": True, "seconds": 60.0, "best_epoch": 8, "epochs_run": 15, "s_per_epoch": 1.0,
+    full = {"sasrec": {"ok": True, "seconds": 60.0, "precision": "fp32", "best_epoch": 8, "epochs_run": 15,
+                       "s_per_epoch": 1.0,
                        "test": {"NDCG@10": [0.17, 0.16, 0.18], "HR@10": [0.3, 0.29, 0.31]}}}  # fmt: skip
     text = gpu.report([run("2026-01-01 10:00", {}, full)], cpu)
-    gpu_cells = "| sasrec | 1 | 1.0 | 15 (8) | 1.00 | 0.1700 [0.160, 0.180] |"
+    gpu_cells = "| sasrec | 1 | fp32 | 1.0 | 15 (8) | 1.00 | 0.1700 [0.160, 0.180] |"
     assert f"{gpu_cells} 10.0 | 30 | 0.1800 [0.170, 0.190] | 10.0x |" in text  # 10 minutes against 1
