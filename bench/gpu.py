@@ -22,10 +22,11 @@ machine with the GPU:
 3. with the budget left, the other models of ``--full``, then the ones slowest on this project's
    2-core CPU (docs/scale/runs.json), train in full on the GPU when the timed epochs say they fit.
 
-A ranker times its step over sasrec's candidates (its hard negatives) when sasrec is in the store,
-over random negatives otherwise (the same work per step). NeuMF times from scratch unless GMF and
-MLP are in the store. ``--accelerator cpu`` runs the same steps without a GPU (the "GPU" rows then
-time the CPU), to check the script before using a GPU's time.
+A ranker times its step over sasrec's candidates (its hard negatives, more examples per epoch) when
+sasrec is in the run's store, over random negatives otherwise, which the report uses only when no
+run has the first. NeuMF times from scratch unless GMF and MLP are in the store. ``--accelerator
+cpu`` runs the same steps without a GPU (the "GPU" rows then time the CPU), to check the script
+before using a GPU's time.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ def measure(args: argparse.Namespace) -> None:
     budget = Budget(args.budget_s)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # A store of its own: whole runs never replace the lab's models, nor do the lab's stand in as a
+    # ranker's retriever.
+    os.environ["DEEPREC_ARTIFACTS_DIR"] = str(out / "store")
     names = [n for n in ORDER if args.models == "all" or n in args.models.split(",")]
     dataset = load_dataset(args.dataset)
     split = temporal_leave_last_out(dataset)
@@ -195,7 +199,8 @@ def measure(args: argparse.Namespace) -> None:
     # The CPU context set torch to every core; the GPU rows keep the same threads for building batches.
     results: dict[str, object] = {
         "dataset": label, "dataset_name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
-        "interactions": dataset.n_interactions, "protocol": PROTOCOL, "started": time.strftime("%Y-%m-%d %H:%M"),
+        "interactions": dataset.n_interactions, "protocol": PROTOCOL,
+        "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "environment": environment(args.accelerator), "budget_s": args.budget_s, "note": args.note,
         "full": {}, "steps": {},
     }  # fmt: skip
@@ -252,20 +257,27 @@ def seconds(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
+def cell(text: object) -> str:
+    """One line of ``text`` that cannot break a markdown table (an error's first line, say)."""
+    lines = str(text).strip().splitlines()
+    return lines[0].replace("|", "\\|") if lines else "–"
+
+
 def step_rows(steps: dict[str, dict]) -> list[str]:
-    rows = ["| model | run | batch | steps per epoch | batches alone, s/epoch | GPU bf16, s/epoch | "
-            "GPU fp32, s/epoch | CPU, s/epoch | CPU / GPU bf16 | fp32 / bf16 | GPU peak MB (bf16) |",
+    rows = ["| model | run | batch | steps per epoch | batches alone, s/epoch | GPU fp32, s/epoch | "
+            "GPU bf16, s/epoch | CPU, s/epoch | CPU / GPU fp32 | fp32 / bf16 | GPU peak MB (fp32) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, row in steps.items():
         if "error" in row:
-            rows.append(f"| {name} | {row['run']} | failed: {row['error']} |||||||||")
+            rows.append(f"| {name} | {row['run']} | failed: {cell(row['error'])} |||||||||")
             continue
         bf16, fp32, cpu = row["gpu_bf16"], row["gpu_fp32"], row["cpu"]
+        peak = f"{fp32['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in fp32 else "–"
         rows.append(
             f"| {name} | {row['run']} | {row['batch_size']} | {row['steps_per_epoch']} | "
-            f"{seconds(row['data_s_per_epoch'])} | {seconds(bf16['epoch_s'])} | {seconds(fp32['epoch_s'])} | "
-            f"{seconds(cpu['epoch_s'])} | {ratio(cpu['epoch_s'], bf16['epoch_s'])} | "
-            f"{ratio(fp32['epoch_s'], bf16['epoch_s'])} | {bf16.get('peak_gpu_mb', 0):.0f} |"
+            f"{seconds(row['data_s_per_epoch'])} | {seconds(fp32['epoch_s'])} | {seconds(bf16['epoch_s'])} | "
+            f"{seconds(cpu['epoch_s'])} | {ratio(cpu['epoch_s'], fp32['epoch_s'])} | "
+            f"{ratio(fp32['epoch_s'], bf16['epoch_s'])} | {peak} |"
         )
     return rows
 
@@ -281,7 +293,7 @@ def full_rows(full: dict[str, dict], cpu: dict[str, dict]) -> list[str]:
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, run in full.items():
         if not run.get("ok"):
-            failure = run.get("error") or run.get("message")
+            failure = cell(run.get("error") or run.get("message"))
             rows.append(f"| {run.get('model', name)} | {run['run']} | failed: {failure} |||||||||")
             continue
         here = cpu.get(run.get("model", name))
@@ -293,20 +305,41 @@ def full_rows(full: dict[str, dict], cpu: dict[str, dict]) -> list[str]:
     return rows
 
 
+def in_order(rows: dict[str, dict]) -> dict[str, dict]:
+    """Rows in the timing order of their models (any model it does not name last), then by run."""
+
+    def key(item: tuple[str, dict]) -> tuple[int, int]:
+        model = item[1]["model"]
+        return (ORDER.index(model) if model in ORDER else len(ORDER), item[1]["run"])
+
+    return dict(sorted(rows.items(), key=key))
+
+
+def as_trained(row: dict) -> bool:
+    """Whether a timed row is the model as the lab trains it: a ranker timed without its retriever's
+    candidates (random negatives only) draws other batches."""
+    return not any("no hard negatives" in note for note in row.get("notes", []))
+
+
 def latest(runs: list[dict], part: str) -> dict[str, dict]:
-    """Each model's row of ``part`` ("steps" or "full") from the latest run that has it, tagged with that run."""
+    """Each model's row of ``part`` from the latest run that has it best: measured, and as the lab
+    trains it; a failure only where no run measured the model. Tagged with that run's number."""
+
+    def rank(row: dict) -> tuple[bool, bool]:
+        return ("error" not in row, as_trained(row))
+
     found: dict[str, dict] = {}
     for number, run in enumerate(runs, start=1):
         for name, row in run[part].items():
-            found[name] = {**row, "run": number}
-    return dict(sorted(found.items(), key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER)))
+            if name not in found or rank(row) >= rank(found[name]):
+                found[name] = {**row, "run": number, "model": name}
+    return in_order(found)
 
 
 def every(runs: list[dict], part: str) -> dict[str, dict]:
     """Every run's rows of ``part``, keyed "model (run N)", in the order of the models."""
-    found = {f"{name} (run {number})": {**row, "run": number, "model": name}
-             for number, run in enumerate(runs, start=1) for name, row in run[part].items()}  # fmt: skip
-    return dict(sorted(found.items(), key=lambda item: (ORDER.index(item[1]["model"]), item[1]["run"])))
+    return in_order({f"{name} (run {number})": {**row, "run": number, "model": name}
+                     for number, run in enumerate(runs, start=1) for name, row in run[part].items()})  # fmt: skip
 
 
 def run_line(number: int, run: dict) -> str:
@@ -318,29 +351,28 @@ def run_line(number: int, run: dict) -> str:
 
 
 def report(runs: list[dict], cpu: dict[str, dict]) -> str:
-    first = runs[-1]
+    latest_run = runs[-1]
+    data = f"{latest_run['users']:,} users, {latest_run['items']:,} items, {latest_run['interactions']:,} interactions"
     lines = [
         MARKER,
         "## Training on a GPU against the CPU",
         "",
-        f"`python bench/gpu.py` on {first['dataset']} ({first['users']:,} users, {first['items']:,} items, "
-        f"{first['interactions']:,} interactions), on a machine lent for minutes at a time (runs kept in "
-        "docs/gpu/):",
+        f"`python bench/gpu.py` on {latest_run['dataset']} ({data}), on a machine lent for minutes at a time "
+        "(runs kept in docs/gpu/):",
         "",
         *(run_line(number, run) for number, run in enumerate(runs, start=1)),
         "",
         "Each model's training step is timed over a few seconds rather than whole runs: default settings "
         "for the data, the model's own batches and the one training loop; warm-up steps first, then as many "
         "steps as fit in the time; an epoch is seconds per step times the steps of one epoch. The CPU "
-        "column is the same machine's CPU with all its cores, in the same run. bf16 is autocast "
-        "(`cuda_bf16`: on by default in these runs, off since, for what this table shows); fp32 leaves "
-        'it off. "Batches alone" is one epoch of batches '
+        "column is the same machine's CPU with all its cores, in the same run. fp32 is the default; bf16 "
+        'is autocast (`cuda_bf16 = true`). "Batches alone" is one epoch of batches '
         "built with no training: they are built on the CPU, so no device makes an epoch shorter than that.",
         "",
         *step_rows(latest(runs, "steps")),
         "",
         "Trained in full on the GPU (as `python -m recsys_core train --device cuda` trains them: early "
-        f"stopping on validation, test on the one protocol: {first['protocol']}), against the same "
+        f"stopping on validation, test on the one protocol: {latest_run['protocol']}), against the same "
         "models trained in full on this project's 2-core CPU (`bench/scale.py`, docs/scale/runs.json; "
         "another machine, so the ratio is a user's choice between the two, not a speed-up of one chip "
         "over another):",
@@ -352,14 +384,15 @@ def report(runs: list[dict], cpu: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def keep_runs(paths: list[str]) -> list[dict]:
-    """The given runs copied into docs/gpu/ (one file per run), then every run kept there, oldest first."""
+def keep_runs(paths: list[str], label: str) -> list[dict]:
+    """The given runs copied into docs/gpu/ (one file per run), then every run kept there on the
+    dataset ``label``, oldest first."""
     FIGURES.mkdir(parents=True, exist_ok=True)
     for path in paths:
         run = json.loads(Path(path).read_text())
         stamp = run["started"].replace("-", "").replace(" ", "-").replace(":", "")
         (FIGURES / f"{run['dataset']}-{stamp}.json").write_text(json.dumps(run, indent=1))
-    runs = [json.loads(path.read_text()) for path in sorted(FIGURES.glob("*.json"))]
+    runs = [json.loads(path.read_text()) for path in sorted(FIGURES.glob(f"{label}-*.json"))]
     return sorted(runs, key=lambda run: run["started"])
 
 
@@ -381,7 +414,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="what this run is for, kept with it")
     args = parser.parse_args()
     if args.report is not None:
-        runs = keep_runs(args.report)
+        runs = keep_runs(args.report, args.label)
         write_section(ROOT / "docs" / "benchmarks.md", MARKER, report(runs, cpu_runs(args.cpu_runs_label)))
         return
     if args.accelerator == "cuda" and not torch.cuda.is_available():

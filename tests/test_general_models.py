@@ -80,6 +80,16 @@ def test_lightgcn_propagates_in_float32_under_bf16_autocast(synthetic, synthetic
     assert torch.equal(users, plain_users) and torch.equal(items, plain_items)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the graph is no buffer)")
+def test_lightgcn_graph_follows_its_weights_to_the_gpu_and_back(synthetic, synthetic_split):
+    model = build_model("lightgcn", synthetic.n_users, synthetic.n_items)
+    model.attach_graph(synthetic_split)  # built on the CPU, as batches() builds it before a fit moves it
+    users, _ = model.to("cuda").propagate()
+    assert users.is_cuda
+    back, _ = model.cpu().propagate()
+    assert torch.allclose(back, users.cpu(), atol=1e-5)
+
+
 def test_multvae_scores_with_the_mean_so_lists_are_deterministic(synthetic, synthetic_split):
     model = build_model("multvae", synthetic.n_users, synthetic.n_items)
     fit(model, synthetic_split, torch.device("cpu"), max_epochs=2)

@@ -21,14 +21,24 @@ def row(bf16: float, fp32: float, cpu: float) -> dict:
 
 def test_each_model_is_reported_from_its_latest_run_with_its_ratios():
     first = run("2026-01-01 10:00", {"sasrec": row(0.5, 0.1, 1.0), "bpr": row(0.01, 0.01, 0.02)}, {})
-    second = run("2026-01-01 11:00", {"sasrec": row(0.1, 0.2, 2.0)}, {"sasrec": {"error": "boom", "ok": False}})
+    failed = {"ok": False, "error": "RuntimeError: a | b\nsecond line"}
+    second = run("2026-01-01 11:00", {"sasrec": row(0.1, 0.2, 2.0), "gmf": failed}, {"sasrec": failed})
     text = gpu.report([first, second], cpu={})
     lines = text.splitlines()
     sasrec = next(line for line in lines if line.startswith("| sasrec | 2 | 128"))
-    # Run 2's figures: CPU 20 s an epoch against 1 s on the GPU in bf16; fp32 twice as slow as bf16.
-    assert "| 1.00 | 2.00 | 20 | 20.0x | 2.0x | 100 |" in sasrec
+    # Run 2's figures: fp32 2 s an epoch, bf16 1 s, the CPU 20 s: 10x the fp32 GPU, which bf16 halves.
+    assert "| 2.00 | 1.00 | 20 | 10.0x | 2.0x | 100 |" in sasrec
     assert any(line.startswith("| bpr | 1 | 128") for line in lines)  # timed in run 1 only
-    assert "| sasrec | 2 | failed: boom |" in text
+    # A later failure does not hide an earlier measurement.
+    third = run("2026-01-01 12:00", {"bpr": failed}, {})
+    assert "| bpr | 1 | 128" in gpu.report([first, second, third], cpu={})
+    assert "| gmf | 2 | failed: RuntimeError: a \\| b |" in text  # one line, its | escaped
+    assert "| sasrec | 2 | failed: RuntimeError: a \\| b |" in text
+    for table in ("| model | run | batch", "| model | run | precision"):
+        rows = lines[lines.index(next(line for line in lines if line.startswith(table))) :]
+        rows = rows[: rows.index("")]
+        cells = {row.replace("\\|", "").count("|") for row in rows}
+        assert len(cells) == 1, f"every row of {table!r} has as many cells as its header"
     assert text.startswith(gpu.MARKER) and text.endswith(gpu.MARKER)
 
 

@@ -5,6 +5,7 @@ with self-attention that can hand back its weights.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable
@@ -23,10 +24,10 @@ def mlp(sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-# Every fused attention but cuDNN's, which PyTorch prefers for bf16 on recent GPUs: it builds an
-# execution plan for each new shape, and batches by length bring up to max_len sequence lengths, so
-# on an H200 the bf16 steps of SASRec and BERT4Rec ran many times slower than float32 ones until
-# every length had been seen (docs/benchmarks.md, Training on a GPU against the CPU).
+# On a GPU, every fused attention but cuDNN's, which PyTorch prefers for bf16 there and which is
+# prepared for each new shape: batches by length bring up to max_len sequence lengths, and on an H200
+# the bf16 steps of SASRec and BERT4Rec at lengths not yet seen ran 30 to 40 times slower than
+# float32 ones (docs/benchmarks.md, Training on a GPU against the CPU). Other devices keep PyTorch's choice.
 ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
@@ -64,7 +65,7 @@ class MultiHeadSelfAttention(nn.Module):
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, H, T, T)
             context = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D/H)
         else:
-            with sdpa_kernel(ATTENTION_BACKENDS):
+            with sdpa_kernel(ATTENTION_BACKENDS) if q.is_cuda else contextlib.nullcontext():
                 context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch, length, dim)  # (B, T, D)
         return self.out(context), weights
