@@ -87,11 +87,26 @@ def keep_result(dataset: str, key: str, result: dict) -> None:
     temporary.replace(RESULTS)  # atomic: an interrupted write never loses the runs kept before
 
 
+def host_gflops(seconds: float = 1.0) -> float:
+    """This host's float32 matrix-product rate on the threads a training run uses, kept with each
+    run: sessions land on hosts of different speeds (SASRec's ml-1m-sas epoch took 35.6 s in one and
+    18.1 s in another with the same code), so a ratio between two runs is only about the code when
+    their hosts ran alike."""
+    import torch
+
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    products, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        products += 1
+    return products * 2 * 512**3 / (time.perf_counter() - started) / 1e9
+
+
 def train_alone(dataset: str, model: str, quick: bool) -> dict:
     """One model in a fresh ``train`` process: wall time and peak resident memory of that process."""
     command = [sys.executable, "-m", "recsys_core", "train", "--dataset", DATASETS[dataset], "--models", model,
                "--workers", "1", "--no-maps", *(["--quick"] if quick else [])]  # fmt: skip
-    load_before = os.getloadavg()[0]
+    load_before, gflops = os.getloadavg()[0], host_gflops()
     started = time.perf_counter()
     log = (STORE / f"{dataset}-{model}.log").open("w")
     child = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -101,7 +116,8 @@ def train_alone(dataset: str, model: str, quick: bool) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{model} on {dataset} failed: see {log.name}")
     return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "load_before": load_before,
-            "load_after": os.getloadavg()[0], "finished": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+            "load_after": os.getloadavg()[0], "finished": time.strftime("%Y-%m-%d %H:%M"),
+            "host_gflops": gflops}  # fmt: skip
 
 
 @functools.cache
@@ -222,6 +238,27 @@ def cost_ratio(a: dict, b: dict) -> float | None:
     if not (a["s_per_epoch"] and b["s_per_epoch"] and a["work_per_epoch"] and b["work_per_epoch"]):
         return None
     return (b["s_per_epoch"] / b["work_per_epoch"]) / (a["s_per_epoch"] / a["work_per_epoch"])
+
+
+def session_lines(small: dict[str, dict], large: dict[str, dict]) -> list[str]:
+    """The models whose two sides ran on different days, or on days not recorded (so, here, maybe in
+    different sessions, on hosts that may differ): their time ratios compare hosts as well as data."""
+
+    def day(result: dict) -> str:
+        return (result.get("finished") or "undated")[:10]
+
+    def maybe_apart(a: dict, b: dict) -> bool:
+        return day(a) != day(b) or day(a) == "undated"
+
+    pairs = [f"{m} ({day(small[m])} / {day(large[m])})" for m in DEFAULT_ZOO
+             if m in small and m in large and maybe_apart(small[m], large[m])]  # fmt: skip
+    probed = [f"{m} {r['host_gflops']:.0f}" for d in (small, large) for m, r in d.items() if r.get("host_gflops")]
+    if not pairs:
+        return []
+    return ["Ratios over runs on different or unrecorded days, whose hosts may differ in speed (each run "
+            "records its host's float32 matrix-product rate, `host_gflops`, since 2026-12-04): "
+            + ", ".join(pairs) + "." + (f" Recorded rates (GFLOP/s): {', '.join(probed)}." if probed else ""),
+            ""]  # fmt: skip
 
 
 def published_rows(large: dict[str, dict]) -> list[str]:
@@ -375,6 +412,7 @@ def report(quick: bool) -> str:
         "",
         *model_rows(results),
         "",
+        *session_lines(results.get("ml-100k", {}), large),
         *bars(results.get("ml-100k", {}), large),
         "",
         f"Time against interactions: `{plot.relative_to(ROOT)}` (plotly)." if plot else "",
