@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from bench.scale import stored_results, with_ci  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset, temporal_leave_last_out  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
@@ -58,7 +59,6 @@ from recsys_core.training.run import TrainingContext, prepare_run, train_one  # 
 
 MARKER = "<!-- gpu -->"
 FIGURES = ROOT / "docs" / "gpu"
-CPU_RUNS = ROOT / "docs" / "scale" / "runs.json"  # full runs on this project's 2-core CPU
 # Timing order: the next-item models first (the slowest on a CPU), then the rest of the retrievers,
 # then the rankers (they need sasrec's candidates, trained in step 1).
 ORDER = ("sasrec", "bert4rec", "gru4rec", "two_tower", "lightgcn", "multvae", "cdae", "bpr", "gmf", "mlp",
@@ -180,7 +180,8 @@ def default_bf16(name: str) -> bool:
 
 
 def cpu_runs(dataset_label: str) -> dict[str, dict]:
-    return json.loads(CPU_RUNS.read_text()).get(dataset_label, {}) if CPU_RUNS.exists() else {}
+    """The full runs on this project's 2-core CPU (bench/scale.py) on the same dataset."""
+    return stored_results().get(dataset_label, {})
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -280,11 +281,6 @@ def step_rows(steps: dict[str, dict]) -> list[str]:
             f"{ratio(fp32['epoch_s'], bf16['epoch_s'])} | {peak} |"
         )
     return rows
-
-
-def with_ci(estimate: list) -> str:
-    value, low, high = estimate
-    return f"{value:.4f} [{low:.3f}, {high:.3f}]" if low is not None else f"{value:.4f}"
 
 
 def full_rows(full: dict[str, dict], cpu: dict[str, dict]) -> list[str]:
@@ -391,8 +387,9 @@ def keep_runs(paths: list[str], label: str) -> list[dict]:
     for path in paths:
         run = json.loads(Path(path).read_text())
         stamp = run["started"].replace("-", "").replace(" ", "-").replace(":", "")
-        (FIGURES / f"{run['dataset']}-{stamp}.json").write_text(json.dumps(run, indent=1))
-    runs = [json.loads(path.read_text()) for path in sorted(FIGURES.glob(f"{label}-*.json"))]
+        (FIGURES / f"run-{stamp}.json").write_text(json.dumps(run, indent=1))
+    runs = [json.loads(path.read_text()) for path in sorted(FIGURES.glob("run-*.json"))]
+    runs = [run for run in runs if run["dataset"] == label]
     return sorted(runs, key=lambda run: run["started"])
 
 

@@ -89,9 +89,9 @@ def keep_result(dataset: str, key: str, result: dict) -> None:
 
 def host_gflops(seconds: float = 1.0) -> float:
     """This host's float32 matrix-product rate on the threads a training run uses, kept with each
-    run: sessions land on hosts of different speeds (SASRec's ml-1m-sas epoch took 35.6 s in one and
-    18.1 s in another with the same code), so a ratio between two runs is only about the code when
-    their hosts ran alike."""
+    run: sessions may land on hosts of different speeds (SASRec's ml-1m-sas epoch took 35.6 s on
+    2026-12-03 and 18.1 s on 2026-12-04, with nothing in between that changed its CPU path), so a
+    ratio between two runs is only about the code when their hosts ran alike."""
     import torch
 
     a, b = torch.randn(512, 512), torch.randn(512, 512)

@@ -95,9 +95,9 @@ class TrainableConfig(ModelConfig):
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
-    # Off by default: at this lab's sizes, bf16 steps on an H200 were no faster than float32 ones
-    # (0.7x to 1.2x: launches and casts, not arithmetic, bound them; docs/benchmarks.md, Training on
-    # a GPU against the CPU), and float32 is exact. The CPU's is used only where the CPU computes in
+    # Off by default: at this lab's sizes, bf16 steps on an H200 were never more than 1.2x faster
+    # than float32 ones, often slower (docs/benchmarks.md, Training on a GPU against the CPU), and
+    # float32 is exact. The CPU's is used only where the CPU computes in
     # bf16 natively (AVX512-BF16, AMX).
     cuda_bf16: bool = False  # bfloat16 autocast on a GPU
     cpu_bf16: bool = False  # bfloat16 autocast on a CPU
