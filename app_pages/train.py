@@ -51,7 +51,7 @@ with train_tab:
         left, right = st.columns(2)
         device = left.radio(
             "Device", list(devices), format_func=lambda d: f"{d}: {devices[d]}", key="train_device",
-            help="Detected on this server. CUDA trains with bf16 autocast and pinned memory, one model at a time; "
+            help="Detected on this server. CUDA trains one model at a time, in float32 unless its cuda_bf16 is on; "
             f"the CPU trains {default_workers('cpu')} models at once, each in its own process.",
         )  # fmt: skip
         profile = right.radio("Profile", ["quick", "full"], horizontal=True, key="train_profile",
