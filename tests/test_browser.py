@@ -320,8 +320,7 @@ def choose(page, label: str, option: str, exact: bool = False) -> None:
     box = page.get_by_label(label, exact=exact).first
     box.click()
     page.keyboard.type(option)
-    # The Train view marks a model trained on the dataset already with " ✓".
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}( ✓)?$")).first.wait_for()
+    listed(page, option).wait_for()
     page.keyboard.press("Enter")
     page.get_by_role("option").first.wait_for(state="detached")
     expect(box).to_have_value(option)
@@ -342,12 +341,16 @@ def test_an_ab_simulation_is_run_by_clicking_and_gives_a_verdict(server, page):
     assert screenshot(page, "evaluate_ab").stat().st_size > 10_000
 
 
+def listed(page, option: str):
+    """The open list's entry for ``option``; the Train view marks a model trained on the dataset already with " ✓"."""
+    return page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}( ✓)?$")).first
+
+
 def pick(page, label: str, option: str) -> None:
     """Add an option to a multiselect by typing it and pressing Enter."""
     page.get_by_label(label, exact=True).first.click()
     page.keyboard.type(option)
-    # The Train view marks a model trained on the dataset already with " ✓".
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}( ✓)?$")).first.wait_for()
+    listed(page, option).wait_for()
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
 
