@@ -252,7 +252,8 @@ def session_lines(small: dict[str, dict], large: dict[str, dict]) -> list[str]:
 
     pairs = [f"{m} ({day(small[m])} / {day(large[m])})" for m in DEFAULT_ZOO
              if m in small and m in large and maybe_apart(small[m], large[m])]  # fmt: skip
-    probed = [f"{m} {r['host_gflops']:.0f}" for d in (small, large) for m, r in d.items() if r.get("host_gflops")]
+    probed = [f"{m} on {r['dataset']} {r['host_gflops']:.0f}" for d in (small, large) for m, r in d.items()
+              if r.get("host_gflops")]  # fmt: skip
     if not pairs:
         return []
     return ["Ratios over runs on different or unrecorded days, whose hosts may differ in speed (each run "
@@ -381,8 +382,11 @@ def figure(results: dict[str, dict[str, dict]]) -> Path | None:
                                      name=model))  # fmt: skip
     if not fig.data:
         return None
-    fig.update_layout(title="Training time against interactions (2-core CPU, full profile)",
-                      xaxis={"title": "interactions", "type": "log"}, yaxis={"title": "seconds", "type": "log"})
+    fig.update_layout(
+        title="Training time against interactions (2-core CPU, full profile)",
+        xaxis={"title": "interactions", "type": "log"},
+        yaxis={"title": "seconds", "type": "log"},
+    )
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / "time_vs_interactions.html"
     fig.write_html(path, include_plotlyjs="cdn")  # the library from its CDN keeps the file small

@@ -6,8 +6,9 @@ MovieLens-1M's shapes, written to docs/benchmarks.md.
 1. The full-softmax loss alone (forward and backward, the (N, D) hidden states and the item table
    given): PyTorch's ``F.cross_entropy`` over the (N, n_items) logits against
    ``FullSoftmaxCrossEntropy``, which computes the same loss and gradients a block of rows at a time.
-2. A whole SASRec step (forward, loss, backward, Adam; batch of 128 full windows) with dropout on the
-   attention weights (the paper's code) and without (``SASRecConfig.attention_dropout``'s default).
+2. A whole SASRec step and a whole BERT4Rec step (forward, loss, backward, Adam; batch of 128 full
+   windows) with dropout on the attention weights (both papers' code) and without
+   (``AttentionConfig.attention_dropout``'s default).
 3. A whole SASRec epoch on ml-1m-sas's real training histories (read from ../shared, as
    bench/scale.py reads it), batches of random windows against windows of similar length
    (``SequentialConfig.batching``): what the padding of mixed lengths costs.
@@ -68,7 +69,7 @@ def loss_seconds(blocked: bool, n_items: int, length: int, repeats: int) -> floa
 def epoch_seconds(split: Split, n_users: int, n_items: int, batching: str) -> float:
     """Seconds of one SASRec training epoch (its default settings for this data) over ``split``."""
     torch.manual_seed(0)
-    model = build_model("sasrec", n_users, n_items, batching=batching, **data_settings("sasrec", split))
+    model = build_model("sasrec", n_users, n_items, **{**data_settings("sasrec", split), "batching": batching})
     optimiser = torch.optim.Adam(model.parameters(), lr=model.config.learning_rate)
     model.train()
     started = time.perf_counter()
@@ -87,7 +88,8 @@ def main() -> None:
         MARKER, "## The sequential models' training step: the softmax loss and attention dropout", "",
         f"`python bench/sequential_step.py`: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
         f"torch threads, torch {torch.__version__}, load average {load:.1f} at the start. Median of {args.repeats} "
-        f"warm runs; batch of {BATCH} windows at each dataset's history length, every position a target.", "",
+        f"warm runs; batch of {BATCH} windows at each dataset's history length, every position a target (BERT4Rec: "
+        "its masked positions).", "",
         "| shape (catalogue, history) | what | before s | after s | before / after |",
         "|---|---|---|---|---|",
     ]  # fmt: skip
@@ -99,6 +101,9 @@ def main() -> None:
             ("SASRec step: attention dropout 0.2 → 0",
              step_seconds("sasrec", n_items, length, False, args.repeats, attention_dropout=0.2),
              step_seconds("sasrec", n_items, length, False, args.repeats, attention_dropout=0.0)),
+            ("BERT4Rec step: attention dropout 0.2 → 0",
+             step_seconds("bert4rec", n_items, length, False, args.repeats, attention_dropout=0.2),
+             step_seconds("bert4rec", n_items, length, False, args.repeats, attention_dropout=0.0)),
         ):  # fmt: skip
             lines.append(f"| {label} | {what} | {before:.3f} | {after:.3f} | {before / after:.2f} |")
             print(lines[-1], flush=True)

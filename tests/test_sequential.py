@@ -171,6 +171,33 @@ def test_attention_rows_are_distributions_over_real_items(name, chain_models):
         assert (attention[0, ..., -1, :-1] > 0).all(), "bert4rec's [mask] sees the whole history"
 
 
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_the_last_position_alone_equals_the_last_row_of_the_full_pass(name, chain_models):
+    # Scoring computes only the last position in the last block (layers.run_blocks).
+    model = chain_models[name]
+    tokens = pad_histories([np.array([3, 4, 5, 6, 7]), np.array([10, 11]), np.array([], dtype=np.int64)])
+    with torch.no_grad():
+        full, _ = model.encode(tokens)
+        last, _ = model.encode(tokens, last_only=True)
+    assert last.shape == (3, 1, model.config.embedding_dim)
+    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_attention_dropout_reaches_every_block_and_is_off_by_default(name):
+    # Off by default: dropout on the weights keeps attention off the fused kernel (docs/measurements.md).
+    assert all(b.attention.dropout == 0.0 for b in build_model(name, 5, 20, max_len=8).blocks)
+    model = build_model(name, 5, 20, max_len=8, attention_dropout=0.3)
+    assert [b.attention.dropout for b in model.blocks] == [0.3] * model.config.n_layers
+    history = pad_histories([np.array([3, 4, 5, 6])])
+    model.eval()  # no dropout when scoring: the same scores twice
+    with torch.no_grad():
+        assert torch.equal(model.score_all(torch.zeros(1, dtype=torch.long), history),
+                           model.score_all(torch.zeros(1, dtype=torch.long), history))  # fmt: skip
+    with pytest.raises(ValueError, match="attention_dropout"):
+        build_model(name, 5, 20, attention_dropout=1.0)
+
+
 def test_a_session_keeps_order_and_repeats_and_reports_unknown_items(chain, chain_models):
     dataset, split = chain
     model = chain_models["sasrec"]

@@ -49,15 +49,18 @@ class MultiHeadSelfAttention(nn.Module):
         self.out = nn.Linear(embedding_dim, embedding_dim)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False
+        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` (B, T, D); ``allowed`` (B, 1, T, T) True where query t may attend to key s.
 
-        Returns the output (B, T, D) and, when ``need_weights``, the weights (B, H, T, T).
+        Returns the output (B, T, D) and, when ``need_weights``, the weights (B, H, T, T); with
+        ``last_only``, only the last position's query is computed: (B, 1, D) and (B, H, 1, T).
         """
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).split(dim, dim=-1)  # 3 x (B, T, D)
         q, k, v = (t.view(batch, length, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
+        if last_only:
+            q, allowed = q[:, :, -1:], allowed[:, :, -1:]  # (B, H, 1, D/H), (B, 1, 1, T)
         dropout = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
@@ -67,7 +70,7 @@ class MultiHeadSelfAttention(nn.Module):
         else:
             with sdpa_kernel(ATTENTION_BACKENDS) if q.is_cuda else contextlib.nullcontext():
                 context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
-        context = context.transpose(1, 2).reshape(batch, length, dim)  # (B, T, D)
+        context = context.transpose(1, 2).reshape(batch, q.shape[2], dim)  # (B, T or 1, D)
         return self.out(context), weights
 
 
@@ -88,9 +91,28 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool
+        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(x), allowed, need_weights)
-        x = x + self.dropout(attended)  # (B, T, D)
-        x = x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))  # (B, T, D)
+        """(B, T, D) in, (B, T, D) out, or (B, 1, D), the last position's, with ``last_only``."""
+        attended, weights = self.attention(self.attention_norm(x), allowed, need_weights, last_only)
+        x = (x[:, -1:] if last_only else x) + self.dropout(attended)  # (B, T or 1, D)
+        x = x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))
         return x, weights
+
+
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool, last_only: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The stack of blocks over (B, T, D) inputs: outputs (B, T, D), and with ``need_weights`` the
+    weights (B, n_layers, H, T, T).
+
+    With ``last_only``, the outputs of the last position alone, (B, 1, D): all a query vector reads
+    when scoring. Every block but the last still needs every position (they are the last one's keys
+    and values), but the last one computes one query and one feed-forward row: at T = 200, where
+    validating every epoch over every user is a large share of a sequential model's training, that
+    leaves out most of the last block's work (docs/measurements.md, "the last position alone")."""
+    weights = []
+    for depth, block in enumerate(blocks):
+        x, w = block(x, allowed, need_weights, last_only and depth == len(blocks) - 1)
+        weights.append(w)
+    return x, torch.stack(weights, dim=1) if need_weights else None

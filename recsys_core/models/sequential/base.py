@@ -82,6 +82,26 @@ class SequentialConfig(TrainableConfig):
             raise ValueError(f"windowing must be one of {WINDOWINGS}, not {self.windowing!r}")
 
 
+@dataclass
+class AttentionConfig(SequentialConfig):
+    """What SASRec and BERT4Rec add: their stack of Transformer blocks."""
+
+    n_layers: int = 2  # Transformer blocks
+    n_heads: int = 1  # attention heads per block
+    # Both papers' code applies it at `dropout`. Off by default: on a CPU it forces attention off
+    # PyTorch's fused kernel onto one that materialises and samples a (T, T) mask per sequence, a
+    # sixth of SASRec's step and half of BERT4Rec's at T = 200, and validation did not need it
+    # (docs/measurements.md, "attention dropout").
+    attention_dropout: float = 0.0  # dropout on the attention weights
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_layers < 1 or self.n_heads < 1:
+            raise ValueError("n_layers and n_heads must be positive")
+        if not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError("attention_dropout must be in [0, 1)")
+
+
 def history_length(split: Split) -> int:
     """The history length a sequential model reads on this data: 200 when users' mean training
     history is longer than 150 items, 50 otherwise.
@@ -134,11 +154,12 @@ class FullSoftmaxCrossEntropy(torch.autograd.Function):
     The plain ``F.cross_entropy(hidden @ weight.T, targets)`` writes and re-reads that matrix about
     five times (logits, log-softmax, the one-hot gradient, its backward), and at ml-1m-sas's shapes
     (14k targets x 3,416 items per batch) those passes over memory, not the matrix products, were
-    most of a SASRec step on this CPU. Here each block's logits stay in cache: the loss and both
-    gradients (softmax minus one-hot, times the other operand) are finished while the block is hot,
-    and only the (N, D) and (n_items, D) gradients are kept for the backward pass. The same idea as
+    most of a SASRec step on this VM's host one day, and cost little on another (docs/benchmarks.md,
+    the training step). Here each block's logits stay in cache: the loss and both gradients (softmax
+    minus one-hot, times the other operand) are finished while the block is hot, and only the (N, D)
+    and (n_items, D) gradients are kept for the backward pass. The same idea as
     the fused linear cross-entropy of Liger-Kernel and Apple's "Cut Your Losses" (Wijmans et al.,
-    2024); the result equals the plain one to float32 rounding (tests/test_models.py).
+    2024); the result equals the plain one to float32 rounding (tests/test_sequential.py).
     Memory is bounded too, which a million-item catalogue needs.
     """
 

@@ -26,10 +26,10 @@ from torch import nn
 from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Choice, Range, Recommender
-from recsys_core.models.layers import TransformerBlock
+from recsys_core.models.layers import TransformerBlock, run_blocks
 from recsys_core.models.sequential.base import (
     SEQUENTIAL_SPACE,
-    SequentialConfig,
+    AttentionConfig,
     keep_recent,
     next_item_loss,
     next_item_work,
@@ -37,7 +37,7 @@ from recsys_core.models.sequential.base import (
 
 
 @dataclass
-class BERT4RecConfig(SequentialConfig):
+class BERT4RecConfig(AttentionConfig):
     # Quick profile: twice the items masked, so each epoch teaches more; Cloze still trails full (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 15, "learning_rate": 5e-3, "mask_ratio": 0.4}
     SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
@@ -45,7 +45,6 @@ class BERT4RecConfig(SequentialConfig):
         "mask_ratio": Range(0.1, 0.6, "rho: the paper's best on MovieLens was 0.2, larger ones did worse there"),
     }
 
-    n_layers: int = 2
     n_heads: int = 2
     mask_ratio: float = 0.2  # the paper's rho: share of items hidden per training sequence
     dropout: float = 0.2
@@ -56,22 +55,21 @@ class BERT4RecConfig(SequentialConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_layers < 1 or self.n_heads < 1:
-            raise ValueError("n_layers and n_heads must be positive")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError("mask_ratio must be in (0, 1)")
 
 
 def bert4rec_block(config: BERT4RecConfig) -> TransformerBlock:
     """Bidirectional self-attention, then a GELU feed-forward network 4x as wide, as in BERT
-    (which, like this block, drops out the attention weights and each sub-layer's output, not the
-    wide hidden layer: there, dropout would slow training markedly; docs/measurements.md)."""
+    (which drops out each sub-layer's output, as this block does, and the attention weights, which
+    this block leaves to ``attention_dropout``; not the wide hidden layer: there, dropout would slow
+    training markedly; docs/measurements.md)."""
     dim = config.embedding_dim
     return TransformerBlock(
         dim,
         config.n_heads,
         config.dropout,
-        config.dropout,  # on the attention weights too, as BERT does
+        config.attention_dropout,
         lambda: nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)),
     )
 
@@ -109,9 +107,12 @@ class BERT4Rec(Recommender):
 
     # ------------------------------------------------------------------ the network
 
-    def encode(self, tokens: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode(
+        self, tokens: torch.Tensor, need_weights: bool = False, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hidden states (B, T, D) for left-padded (B, T) tokens (items or [mask]), T <= max_len,
-        and with ``need_weights`` the attention weights (B, n_layers, n_heads, T, T)."""
+        or with ``last_only`` the last position's, (B, 1, D); with ``need_weights`` the attention
+        weights (B, n_layers, n_heads, T, T)."""
         length = tokens.shape[1]
         positions = torch.arange(self.config.max_len - length, self.config.max_len, device=tokens.device)  # (T,)
         x = self.item_embedding(tokens) + self.position_embedding(positions)  # (B, T, D)
@@ -121,12 +122,8 @@ class BERT4Rec(Recommender):
         # so that its softmax row is never empty (its output is never used).
         allowed = real[:, None, :] | torch.eye(length, dtype=torch.bool, device=tokens.device)  # (B, T, T)
         allowed = allowed[:, None, :, :]  # (B, 1, T, T)
-        weights = []
-        for block in self.blocks:
-            x, w = block(x, allowed, need_weights)
-            weights.append(w)
-        x = self.final_norm(x)  # (B, T, D)
-        return x, torch.stack(weights, dim=1) if need_weights else None  # (B, n_layers, H, T, T)
+        x, weights = run_blocks(self.blocks, x, allowed, need_weights, last_only)
+        return self.final_norm(x), weights  # (B, T or 1, D), (B, n_layers, H, T, T)
 
     def with_mask_token(self, history: torch.Tensor) -> torch.Tensor:
         """The most recent ``max_len - 1`` items of a left-padded history, then [mask]: (B, T + 1)."""
@@ -162,7 +159,7 @@ class BERT4Rec(Recommender):
     # ------------------------------------------------------------------ scoring
 
     def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.encode(self.with_mask_token(history))
+        hidden, _ = self.encode(self.with_mask_token(history), last_only=True)
         return hidden[:, -1]  # (B, D): the state at the appended [mask]
 
     def item_vectors(self) -> torch.Tensor:

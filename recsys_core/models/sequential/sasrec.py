@@ -25,10 +25,10 @@ from torch import nn
 from recsys_core.data.sequences import batch_rows, training_windows, trim_padding
 from recsys_core.data.split import Split
 from recsys_core.models.base import Batch, Choice, Range, Recommender
-from recsys_core.models.layers import TransformerBlock
+from recsys_core.models.layers import TransformerBlock, run_blocks
 from recsys_core.models.sequential.base import (
     SEQUENTIAL_SPACE,
-    SequentialConfig,
+    AttentionConfig,
     keep_recent,
     next_item_loss,
     next_item_work,
@@ -36,7 +36,7 @@ from recsys_core.models.sequential.base import (
 
 
 @dataclass
-class SASRecConfig(SequentialConfig):
+class SASRecConfig(AttentionConfig):
     # Quick profile: fewer epochs at twice the rate; sampled softmax, though cheaper, did worse (docs/measurements.md).
     QUICK: ClassVar[dict[str, object]] = {"epochs": 12, "learning_rate": 6e-3}
     SEARCH_SPACE: ClassVar[dict[str, Range | Choice]] = {
@@ -44,21 +44,7 @@ class SASRecConfig(SequentialConfig):
         "n_layers": Range(1, 3, "attention blocks: the paper's 2, and one either side", integer=True),
     }
 
-    n_layers: int = 2
-    n_heads: int = 1
     dropout: float = 0.2
-    # Dropout on the attention weights, which the paper's code also applies at `dropout`. Off by
-    # default: on a CPU it forces attention off PyTorch's fused kernel onto one that materialises and
-    # samples a (T, T) mask per sequence, a third of a step at T = 200, and validation did not
-    # need it (docs/measurements.md, "attention dropout").
-    attention_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_layers < 1 or self.n_heads < 1:
-            raise ValueError("n_layers and n_heads must be positive")
-        if not 0.0 <= self.attention_dropout < 1.0:
-            raise ValueError("attention_dropout must be in [0, 1)")
 
 
 def sasrec_block(config: SASRecConfig) -> TransformerBlock:
@@ -102,9 +88,12 @@ class SASRec(Recommender):
 
     # ------------------------------------------------------------------ the network
 
-    def encode(self, history: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Hidden states (B, T, D) for a left-padded (B, T) history, T <= max_len, and with
-        ``need_weights`` the attention weights (B, n_layers, n_heads, T, T)."""
+    def encode(
+        self, history: torch.Tensor, need_weights: bool = False, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Hidden states (B, T, D) for a left-padded (B, T) history, T <= max_len, or with
+        ``last_only`` the last position's, (B, 1, D); with ``need_weights`` the attention weights
+        (B, n_layers, n_heads, T, T)."""
         length = history.shape[1]
         positions = torch.arange(self.config.max_len - length, self.config.max_len, device=history.device)  # (T,)
         # Scaling by sqrt(d) keeps item identity dominant over position, as in the paper's code.
@@ -116,12 +105,8 @@ class SASRec(Recommender):
         # softmax row is never empty (its output is never used).
         allowed = causal & real[:, None, :] | torch.eye(length, dtype=torch.bool, device=history.device)
         allowed = allowed[:, None, :, :]  # (B, 1, T, T)
-        weights = []
-        for block in self.blocks:
-            x, w = block(x, allowed, need_weights)
-            weights.append(w)
-        x = self.final_norm(x)  # (B, T, D)
-        return x, torch.stack(weights, dim=1) if need_weights else None  # (B, n_layers, H, T, T)
+        x, weights = run_blocks(self.blocks, x, allowed, need_weights, last_only)
+        return self.final_norm(x), weights  # (B, T or 1, D), (B, n_layers, H, T, T)
 
     # ------------------------------------------------------------------ training
 
@@ -143,7 +128,7 @@ class SASRec(Recommender):
     # ------------------------------------------------------------------ scoring
 
     def query_vectors(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.encode(keep_recent(history, self.config.max_len))
+        hidden, _ = self.encode(keep_recent(history, self.config.max_len), last_only=True)
         return hidden[:, -1]  # (B, D): the state after the most recent item
 
     def item_vectors(self) -> torch.Tensor:
