@@ -66,9 +66,10 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
         run([sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", retriever, "--no-maps"],
             STORE / f"{dataset}-{retriever}-train.log")  # fmt: skip
     load = os.getloadavg()[0]
+    earlier_s = finished_trial_seconds(dataset, model, trials)  # a study stopped before resumes here
     command = [sys.executable, "-m", "recsys_core", "tune", "--dataset", dataset, "--models", model,
                "--trials", str(trials), "--study", f"bench-{trials}"]  # fmt: skip
-    seconds = run(command, STORE / f"{dataset}-{model}-tune.log")
+    seconds = earlier_s + run(command, STORE / f"{dataset}-{model}-tune.log")
     study = load_bench_study(dataset, model, trials)
     report = summarise(study, model)
     default = next(t for t in study.trials if t.user_attrs.get("defaults"))
@@ -79,10 +80,22 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
     return {"model": model, "dataset": dataset, "trials": trials, "finished": report.finished, "pruned": report.pruned,
             "default_valid": report.default_valid, "default_test": report.default_test,
             "tuned_valid": report.tuned_valid, "tuned_test": report.tuned_test, "best_params": report.best_params,
-            "study_s": seconds, "load_before": load, "load_after": os.getloadavg()[0],
+            "study_s": seconds, "resumed_after_s": earlier_s or None, "load_before": load,
+            "load_after": os.getloadavg()[0],
             "best_is_default": best_is_default,
             "paired": paired_test(tuned, before) if len(tuned) == len(before) and not best_is_default else None,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}  # fmt: skip
+
+
+def finished_trial_seconds(dataset: str, model: str, trials: int) -> float:
+    """The summed durations of the trials an earlier, stopped run of this study finished (0 for a
+    new study): with them, a resumed study's time is still the whole search's."""
+    try:
+        study = load_bench_study(dataset, model, trials)
+    except KeyError:  # no such study yet
+        return 0.0
+    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+               if t.state.is_finished() and t.datetime_start and t.datetime_complete)  # fmt: skip
 
 
 def load_bench_study(dataset: str, model: str, trials: int) -> optuna.Study:
