@@ -110,7 +110,9 @@ def run_blocks(
     when scoring. Every block but the last still needs every position (they are the last one's keys
     and values), but the last one computes one query and one feed-forward row: at T = 200, where
     validating every epoch over every user is a large share of a sequential model's training, that
-    leaves out most of the last block's work (docs/measurements.md, "the last position alone")."""
+    leaves out most of the last block's work (docs/measurements.md, the `layers.run_blocks` row)."""
+    if last_only and need_weights:
+        raise ValueError("the attention maps need every position: last_only and need_weights exclude each other")
     weights = []
     for depth, block in enumerate(blocks):
         x, w = block(x, allowed, need_weights, last_only and depth == len(blocks) - 1)
