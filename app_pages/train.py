@@ -15,7 +15,8 @@ from recsys_core.data.csv_loader import max_csv_bytes
 from recsys_core.data.uploads import save_uploaded_files
 from recsys_core.models import by_family, data_settings
 from recsys_core.store.artifacts import TrainingLocked
-from recsys_core.training.devices import available_devices
+from recsys_core.training.devices import available_devices, gpu_count
+from recsys_core.training.distributed import torchrun_command
 from recsys_core.training.forms import ConfigError, parse_overrides
 from recsys_core.training.jobs import job_status, lock_holder, start_job
 from recsys_core.training.schedule import default_workers
@@ -59,6 +60,18 @@ with train_tab:
                               "fewer negatives), for first runs and demos; full: the settings behind the "
                               "benchmarks. The form below shows the chosen profile's values.")  # fmt: skip
         quick = profile == "quick"
+        processes = 1
+        if device == "cuda" and gpu_count() > 1:
+            processes = left.number_input(
+                "Processes (data-parallel, one per GPU)", min_value=1, max_value=gpu_count(), value=1,
+                key="train_processes",
+                help="More than one: PyTorch DistributedDataParallel under torchrun, each process on its own GPU "
+                "with its share of every batch; the batch size and learning rate stay the whole run's. Worth it when "
+                "an epoch takes minutes, not for the small datasets.",
+            )  # fmt: skip
+            if processes > 1:
+                left.code(torchrun_command(dataset.reference or name, chosen or ["MODELS"], processes, device="cuda"),
+                          language="bash")  # fmt: skip
         # Settings that follow the data (a sequential model's history length) at this dataset's values.
         data = {m: data_settings(m, cached_split(name)) for m in chosen}
         with st.form("train_form"):
@@ -72,7 +85,7 @@ with train_tab:
             try:
                 overrides = {m: o for m in chosen if (o := parse_overrides(m, values.get(m, {}), quick, data[m]))}
                 start_job(name, chosen, quick=quick, device=device, maps=True, overrides=overrides,
-                          reference=dataset.reference)  # fmt: skip
+                          reference=dataset.reference, processes=int(processes))  # fmt: skip
             except ConfigError as error:
                 st.error(f"Nothing was started: {error}")
             except (TrainingLocked, ValueError, OSError) as error:

@@ -1,6 +1,8 @@
 """Command line: ``python -m recsys_core train|tune|evaluate|recommend``.
 
 python -m recsys_core train --dataset ml-100k --models pop,itemknn,ease,bpr
+torchrun --standalone --nproc_per_node 2 -m recsys_core train --dataset ml-1m-sas.csv --models sasrec
+python -m recsys_core train --dataset ml-1m-sas.csv --models sasrec --print-torchrun 8 --nnodes 2
 python -m recsys_core tune --dataset ml-100k --models bpr,sasrec --trials 20
 python -m recsys_core tune --dataset ml-100k --models sasrec --trials 40 --storage postgresql+psycopg://host/db
 python -m recsys_core evaluate --dataset ml-100k --json
@@ -42,6 +44,8 @@ from recsys_core.serving.request_stream import answer_lines
 from recsys_core.serving.retriever import INDEX_KINDS, RetrievalError, load_or_build_index
 from recsys_core.store.artifacts import ArtifactError, TrainingLocked, load_artifact
 from recsys_core.training.ctr import evaluate_ctr, over_seeds
+from recsys_core.training.devices import resolve_device_name
+from recsys_core.training.distributed import SINGLE, join, launched, leave, slurm_script, torchrun_command
 from recsys_core.training.forms import ConfigError, parse_overrides
 from recsys_core.training.jobs import ProgressJournal
 from recsys_core.training.loop import EPOCH, Progress
@@ -54,23 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recsys_core", description="DeepRec Lab command line")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train models and store them in artifacts/")
-    train.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
-    train.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    train.add_argument("--quick", action="store_true",
-                       help="the quick profile (first runs, demos): each model's quick settings")  # fmt: skip
-    train.add_argument("--workers", type=int, default=None,
-                       help="models trained at once, each in its own process (default: up to 4 on a CPU, one per "
-                       "core; 1 on a GPU)")  # fmt: skip
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
-                       help="draw the trained models' embedding maps (UMAP) at the end")  # fmt: skip
-    train.add_argument("--overrides", default=None, metavar="JSON",
-                       help='hyperparameters per model, e.g. \'{"sasrec": {"epochs": 5, "n_layers": 1}}\'')  # fmt: skip
-    train.add_argument("--progress-jsonl", default=None, metavar="PATH",
-                       help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
-
+    _add_train_command(commands)
     _add_tune_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="evaluate trained models on the test split")
@@ -107,6 +95,31 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingLocked as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LOCKED
+
+
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train models and store them in artifacts/")
+    train.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or path to a CSV")
+    train.add_argument("--models", default="all", help="'all' or a comma-separated list: " + ",".join(REGISTRY))
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--quick", action="store_true",
+                       help="the quick profile (first runs, demos): each model's quick settings")  # fmt: skip
+    train.add_argument("--workers", type=int, default=None,
+                       help="models trained at once, each in its own process (default: up to 4 on a CPU, one per "
+                       "core; 1 on a GPU)")  # fmt: skip
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
+                       help="draw the trained models' embedding maps (UMAP) at the end")  # fmt: skip
+    train.add_argument("--overrides", default=None, metavar="JSON",
+                       help='hyperparameters per model, e.g. \'{"sasrec": {"epochs": 5, "n_layers": 1}}\'')  # fmt: skip
+    train.add_argument("--progress-jsonl", default=None, metavar="PATH",
+                       help="also append progress as JSON lines to PATH (for background jobs)")  # fmt: skip
+    train.add_argument("--print-torchrun", type=int, default=None, metavar="PROCESSES",
+                       help="print the torchrun commands that train these models data-parallel with PROCESSES "
+                       "per machine (one per GPU): on one machine, on --nnodes machines, under Slurm")  # fmt: skip
+    train.add_argument("--nnodes", type=int, default=2, help="with --print-torchrun: the machines of a multi-node run")
+    train.add_argument("--rdzv-endpoint", default="HOST:29400",
+                       help="with --print-torchrun: host:port of the first machine, where all meet")  # fmt: skip
 
 
 def _add_tune_command(commands: argparse._SubParsersAction) -> None:
@@ -170,6 +183,29 @@ def _train(args: argparse.Namespace) -> int:
     overrides = _overrides(args.overrides, names)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.print_torchrun is not None:
+        return _print_torchrun(args, names)
+    # Started by torchrun as one of several processes: a data-parallel run (training/distributed.py).
+    world = join(resolve_device_name(args.device)) if launched() else SINGLE
+    try:
+        return _train_models(args, names, overrides, world)
+    finally:
+        leave(world)
+
+
+def _print_torchrun(args: argparse.Namespace, names: list[str]) -> int:
+    if args.print_torchrun < 1 or args.nnodes < 1:
+        raise ConfigError("--print-torchrun and --nnodes must be at least 1")
+    processes, nodes = args.print_torchrun, args.nnodes
+    one = torchrun_command(args.dataset, names, processes, device=args.device)
+    several = torchrun_command(args.dataset, names, processes, nodes, args.rdzv_endpoint, args.device)
+    print(f"# one machine, {processes} processes:\n{one}\n")
+    print(f"# {nodes} machines: the same on each (the data and artifacts/ on storage they share):\n{several}\n")
+    print(f"# under Slurm (sbatch FILE):\n{slurm_script(args.dataset, names, processes, nodes, args.device)}")
+    return 0
+
+
+def _train_models(args: argparse.Namespace, names: list[str], overrides: dict[str, dict], world) -> int:
     bars: dict[str, tqdm] = {}
 
     def show(progress: Progress) -> None:
@@ -191,9 +227,11 @@ def _train(args: argparse.Namespace) -> int:
         if progress.done:
             bar.close()
 
-    journal = ProgressJournal(args.progress_jsonl) if args.progress_jsonl else None
+    # Process 0 speaks for a data-parallel run: its progress, journal and reports are the run's.
+    journal = ProgressJournal(args.progress_jsonl) if args.progress_jsonl and world.is_main else None
+    pids = world.gather(os.getpid())
     if journal:
-        journal.write({"event": "start", "models": names, "pid": os.getpid()})
+        journal.write({"event": "start", "models": names, "pid": os.getpid(), "pids": pids, "world_size": world.size})
 
     def report(progress: Progress) -> None:
         show(progress)
@@ -203,11 +241,14 @@ def _train(args: argparse.Namespace) -> int:
     try:
         workers = args.workers if args.workers is not None else default_workers(args.device)
         reports = train_models(args.dataset, names, device=args.device, quick=args.quick, seed=args.seed,
-                               progress=report, overrides=overrides, maps=args.maps, workers=workers)  # fmt: skip
+                               progress=report if world.is_main else None, overrides=overrides, maps=args.maps,
+                               workers=workers, world=world)  # fmt: skip
     except TrainingLocked as error:
         if journal:
             journal.write({"event": "finished", "ok": False, "message": str(error), "reports": []})
         raise
+    if not world.is_main:
+        return 0 if all(r.ok for r in reports) else EXIT_FAILED
     if journal:
         journal.write({"event": "finished", "ok": all(r.ok for r in reports), "message": "",
                        "reports": [dataclasses.asdict(r) for r in reports]})  # fmt: skip

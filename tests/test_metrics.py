@@ -14,7 +14,7 @@ from recsys_core.metrics import (
     paired_test,
     popularity_percentile,
 )
-from recsys_core.tensors import mask_history, pad_histories, rank_of_targets, top_k
+from recsys_core.tensors import SCORES_PER_BATCH, mask_history, pad_histories, rank_of_targets, top_k, users_per_batch
 
 RANKS = np.array([0, 1, 9, 10, 25])
 
@@ -36,6 +36,29 @@ def test_rank_breaks_ties_towards_lower_item_id_like_top_k():
     items, values = top_k(scores, 3)
     assert items.tolist() == [[2, 3, 1]]
     assert values.tolist() == [[3.0, 3.0, 1.0]]
+
+
+@pytest.mark.parametrize("kind", ["distinct", "many ties", "mostly masked", "NaN"])
+def test_top_k_of_a_large_catalogue_equals_the_first_k_of_a_stable_sort(kind):
+    # Past 64 x k items top_k sorts only the items at or above the k-th best value: same answer.
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(32, 5000, generator=generator)
+    if kind == "many ties":
+        scores = torch.randint(0, 7, (32, 5000), generator=generator).float()
+    elif kind == "mostly masked":
+        scores[:, :4990] = -np.inf  # only 10 items left: the k-th best of k = 20 is -inf
+        scores[3] = -np.inf
+    elif kind == "NaN":
+        scores[5, 100] = float("nan")
+    for k in (1, 10, 20):
+        values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+        items, best = top_k(scores, k)
+        assert torch.equal(items, order[:, :k]) and torch.equal(best.nan_to_num(), values[:, :k].nan_to_num())
+
+
+def test_users_per_batch_keeps_a_batchs_scores_bounded_at_a_million_items():
+    assert users_per_batch(1682) == 512 and users_per_batch(1_000_000) == 16 and users_per_batch(10**9) == 1
+    assert users_per_batch(1_000_000) * 1_000_001 <= SCORES_PER_BATCH
 
 
 def test_mask_history_excludes_history_and_padding():

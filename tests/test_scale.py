@@ -8,7 +8,7 @@ import pytest
 from recsys_core import metrics
 from recsys_core.data import build_dataset, temporal_leave_last_out
 from recsys_core.models import build_model, data_settings
-from recsys_core.models.sequential.base import history_length
+from recsys_core.models.sequential.base import FULL_SOFTMAX_MAX_ITEMS, history_length
 from recsys_core.protocols.ctr import rated_histories
 from recsys_core.store.artifacts import read_model_record
 from recsys_core.training.run import TrainingContext, train_one
@@ -31,11 +31,25 @@ def test_the_history_length_follows_the_mean_history(lengths, expected):
     assert history_length(split) == expected
     # Long windows over mixed lengths are batched by length (mostly padding otherwise).
     batching = "by_length" if expected == 200 else "random"
-    assert data_settings("sasrec", split) == {"max_len": expected, "batching": batching}
+    assert data_settings("sasrec", split) == {"max_len": expected, "batching": batching, "loss": "softmax"}
     # GRU4Rec takes a few dozen steps an epoch over long windows: twice its rate there.
-    gru4rec = {"max_len": expected, "batching": batching, **({"learning_rate": 6e-3} if expected == 200 else {})}
+    gru4rec = {"max_len": expected, "batching": batching, "loss": "softmax",
+               **({"learning_rate": 6e-3} if expected == 200 else {})}  # fmt: skip
     assert data_settings("gru4rec", split) == gru4rec
     assert data_settings("bpr", split) == {} and data_settings("no-such-model", split) == {}
+
+
+def test_a_large_catalogue_trains_the_sequential_models_with_the_sampled_softmax():
+    # One user per item group, so that the catalogue passes the threshold with few interactions.
+    n_items = FULL_SOFTMAX_MAX_ITEMS + 10
+    rows = [(f"u{u}", f"i{u * 5 + k}", 1.0, k) for u in range(n_items // 5 + 1) for k in range(5)]
+    large = build_dataset("large", pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+    split = temporal_leave_last_out(large)
+    assert split.n_items > FULL_SOFTMAX_MAX_ITEMS
+    for name in ("sasrec", "gru4rec", "bert4rec"):
+        assert data_settings(name, split)["loss"] == "sampled_softmax"
+    _, small = histories([12, 20, 16])
+    assert data_settings("bert4rec", small)["loss"] == "softmax"
 
 
 def test_a_trained_sequential_model_reads_the_datas_length_unless_told_otherwise(isolated_store):

@@ -87,3 +87,57 @@ def test_training_switched_off_for_a_shared_demo(monkeypatch):
     assert "switched off" in at.info[0].value
     assert not [m for m in at.multiselect if m.key.startswith("train_family_")]
     assert any("Uploads are switched off" in c.value for c in at.caption)
+
+
+def test_with_several_gpus_the_form_offers_data_parallel_training_and_shows_its_command(monkeypatch, isolated_store):
+    # No GPU here: the view is shown what a machine with two would report.
+    import recsys_core.training.devices as devices
+
+    monkeypatch.setattr(devices, "gpu_count", lambda: 2)
+    monkeypatch.setattr(devices, "available_devices", lambda: {"cuda": "H200, 141 GiB (GPU 0 of 2)", "cpu": "CPU"})
+    at = open_train()
+    at.multiselect(key="train_family_sequential").set_value(["sasrec"]).run()
+    assert at.radio(key="train_device").value == "cuda"
+    def torchrun() -> list[str]:
+        return [c.value for c in at.code if c.value.startswith("torchrun")]
+
+    assert at.number_input(key="train_processes").value == 1 and not torchrun()
+    at.number_input(key="train_processes").set_value(2).run()
+    assert not at.exception
+    (command,) = torchrun()
+    assert command.startswith("torchrun --nproc_per_node=2 --standalone -m recsys_core train --dataset synthetic")
+    assert "--models sasrec --device cuda" in command
+    # On the CPU the choice is not offered: one process per model, several models at once.
+    at.radio(key="train_device").set_value("cpu").run()
+    assert not any(n.key == "train_processes" for n in at.number_input)
+
+
+def test_a_background_job_of_two_processes_stores_a_data_parallel_model(isolated_store):
+    # The job runner's torchrun path, on the CPU's gloo backend (what the form starts on GPUs).
+    start_job("synthetic", ["bpr"], quick=True, device="cpu", processes=2, overrides={"bpr": {"epochs": 2}})
+    status = wait_for_job()
+    assert status.state == "finished", status.log_tail
+    assert status.done == ["bpr"]
+    info = json.loads((isolated_store / "synthetic" / "bpr" / "info.json").read_text())
+    assert info["world_size"] == 2 and info["backend"] == "gloo"
+    record = json.loads((isolated_store / "synthetic" / ".job" / "job.json").read_text())
+    assert record["processes"] == 2 and "torch.distributed.run" in record["command"]
+
+
+def test_cancelling_a_data_parallel_job_stops_every_process(isolated_store):
+    from recsys_core.training.jobs import cancel_job, job_dir, read_events
+
+    start_job("synthetic", ["bpr"], quick=False, device="cpu", processes=2,
+              overrides={"bpr": {"epochs": 100_000, "patience": 100_000}})  # fmt: skip
+    journal = job_dir("synthetic") / "progress.jsonl"
+    deadline, pids = time.monotonic() + 120, None
+    while time.monotonic() < deadline and not (pids and any(e.get("kind") == "epoch" for e in read_events(journal))):
+        time.sleep(0.3)
+        pids = next((e["pids"] for e in read_events(journal) if e.get("event") == "start"), None)
+    assert pids and len(pids) == 2
+    assert cancel_job("synthetic").state == "cancelled"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "a training process outlived the cancel"
+    assert not (isolated_store / "synthetic" / "bpr").exists()  # nothing stored by the cancelled run

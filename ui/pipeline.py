@@ -20,8 +20,10 @@ def index_controls(retriever_name: str, retriever: Recommender, index_box, param
     """The FAISS index to search the retriever's item vectors with, and its search setting (None:
     exact scoring in torch, the only choice for a model that does not score by an inner product)."""
     if retriever.inner_product:
+        # ivfpq only where 4-bit codes can be trained (39 vectors per centroid): fewer bits are no demo.
+        small = retriever.n_items < IndexParams("ivfpq", pq_bits=4).min_items()
         kind = index_box.selectbox(
-            "Index", ["exact", "flat", "ivf", "hnsw"], index=3, key="pipe_index",
+            "Index", ["exact", "flat", "ivf", "hnsw"] + ([] if small else ["ivfpq"]), index=3, key="pipe_index",
             help="FAISS over the retriever's item vectors, inner product (what it scores with)",
         )  # fmt: skip
     else:
@@ -34,6 +36,15 @@ def index_controls(retriever_name: str, retriever: Recommender, index_box, param
         nlist = IndexParams("ivf").resolved(retriever.n_items).nlist
         nprobe = params_box.slider("nprobe (lists scanned)", 1, nlist, min(16, nlist), key="pipe_nprobe")
         return IndexParams("ivf", nlist=nlist, nprobe=nprobe)
+    if kind == "ivfpq":
+        resolved = IndexParams("ivfpq").resolved(retriever.n_items)
+        nlist, bits = resolved.nlist, resolved.pq_bits
+        if bits < 8:
+            needed = IndexParams("ivfpq", pq_bits=8).min_items()
+            params_box.caption(f"{retriever.n_items:,} items are too few to train 8-bit PQ codes ({needed:,} "
+                               f"needed): {bits}-bit codes.")  # fmt: skip
+        nprobe = params_box.slider("nprobe (lists scanned)", 1, nlist, min(16, nlist), key="pipe_nprobe")
+        return IndexParams("ivfpq", nlist=nlist, nprobe=nprobe, pq_bits=bits)
     if kind == "hnsw":
         ef_search = params_box.select_slider("efSearch (search beam)", EF_SEARCH, value=128, key="pipe_ef")
         return IndexParams("hnsw", ef_search=ef_search)

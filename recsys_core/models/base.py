@@ -91,6 +91,8 @@ class TrainableConfig(ModelConfig):
     """Optimisation settings shared by the models that go through the training loop."""
 
     epochs: int = 100
+    # The whole step's batch, whatever the number of processes: data-parallel training (torchrun)
+    # gives each of N processes about batch_size / N of its rows, and learning_rate stays as it is.
     batch_size: int = 2048
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
@@ -148,6 +150,9 @@ class Recommender(nn.Module):
     # True for models built with side features (user demographics, item genres and year): their
     # constructor takes ``features`` and keeps the lookup tables as buffers, saved with the weights.
     needs_features: ClassVar[bool] = False
+    # Training-batch entries that are not one row per example (negatives the whole batch shares):
+    # data-parallel training gives every process all of them and a share of the rest.
+    batch_shared: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -179,6 +184,16 @@ class Recommender(nn.Module):
         Read off the full catalogue's scores here; a ranker scores only the candidates."""
         scores = self.score_all(users, history).float().gather(1, candidates)
         return scores.masked_fill(candidates == 0, float("-inf"))
+
+    def batch_rows(self, batch: Batch) -> int:
+        """Examples in a training batch (the length of its per-example entries)."""
+        return len(next(v for k, v in batch.items() if k not in self.batch_shared))
+
+    def loss_terms(self, batch: Batch) -> int:
+        """How many terms :meth:`loss` averages over for ``batch``: one per example by default, one
+        per target for a model predicting at several positions of a row. Data-parallel training
+        weights each process's share of a batch by it, so the shares add up to the whole batch."""
+        return self.batch_rows(batch)
 
     def epoch_work(self, split: Split) -> float:
         """The work of one training epoch on ``split``, in units that cost the same on any data:

@@ -25,7 +25,7 @@ from recsys_core.metrics import (
 from recsys_core.models.base import Recommender
 from recsys_core.results import Estimate, TopKResult
 from recsys_core.store.artifacts import ArtifactError, load_artifact, read_manifest
-from recsys_core.tensors import mask_history, pad_histories, rank_of_targets, top_k
+from recsys_core.tensors import mask_history, pad_histories, rank_of_targets, top_k, users_per_batch
 
 
 @dataclass
@@ -59,25 +59,36 @@ def evaluate_model(
     split: Split,
     stage: str = "test",
     genres: np.ndarray | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     accuracy_only: bool = False,
+    users: np.ndarray | None = None,
 ) -> Evaluation:
     """Full-catalogue ranking of every evaluated user's held-out item for ``stage``.
 
     The model reads the stage's input history (train for validation, train+validation for test)
-    and the same items are excluded from its ranking.
+    and the same items are excluded from its ranking. Users are scored ``batch_size`` at a time,
+    by default as many as keep a batch's scores within bounds (:func:`users_per_batch`). ``users``
+    evaluates a sample of the stage's users instead of all of them (a benchmark at a large size).
     """
     model.eval()
     device = model.device
-    users = split.evaluated_users(stage)
+    users = split.evaluated_users(stage) if users is None else users
     targets = split.targets(stage)
     inputs = split.input_sequences(stage)
+    batch_size = batch_size or users_per_batch(model.n_items)
+    # An inner-product model's item vectors are the same for every batch: computed once (a two-tower
+    # model's item tower over a million items is a second's work that small batches would repeat).
+    item_vectors = model.item_vectors().T if model.inner_product else None
     ranks, tops = [], []
     for start in range(0, len(users), batch_size):
         batch_users = users[start : start + batch_size]
         history = pad_histories([inputs[u] for u in batch_users], device)
         user_tensor = torch.from_numpy(batch_users).to(device)
-        scores = mask_history(model.score_all(user_tensor, history).float(), history)
+        if item_vectors is None:
+            scores = model.score_all(user_tensor, history)
+        else:
+            scores = model.query_vectors(user_tensor, history) @ item_vectors
+        scores = mask_history(scores.float(), history)
         target_tensor = torch.from_numpy(targets[batch_users]).to(device)
         ranks.append(rank_of_targets(scores, target_tensor).cpu().numpy())
         if not accuracy_only:

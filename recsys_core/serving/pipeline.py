@@ -25,7 +25,7 @@ from recsys_core.models.base import Recommender
 from recsys_core.serving.recommend import Answer, Request, recommend, resolve_request
 from recsys_core.serving.retriever import ItemIndex, Retriever
 from recsys_core.store.artifacts import load_artifact
-from recsys_core.tensors import mask_history, pad_histories, rank_of_targets
+from recsys_core.tensors import mask_history, pad_histories, rank_of_targets, users_per_batch
 
 DEFAULT_CANDIDATES = 200
 MAX_CANDIDATES = 10_000  # a ranker scores every candidate per request: more is no longer a second stage
@@ -263,8 +263,9 @@ def _retrieve_for(
 ) -> np.ndarray:
     device, source = retriever.device, Retriever(retriever, index)
     found = [np.zeros((0, min(n, retriever.n_items)), dtype=np.int64)]
-    for start in range(0, len(users), 256):
-        batch = users[start : start + 256]
+    step = users_per_batch(retriever.n_items, 256)  # scores of the whole catalogue per user, within bounds
+    for start in range(0, len(users), step):
+        batch = users[start : start + step]
         histories = pad_histories([inputs[u] for u in batch], device)
         found.append(source.top_n(torch.from_numpy(batch).to(device), histories, n).items.cpu().numpy())
     return np.concatenate(found)

@@ -39,6 +39,11 @@ def resolve_device(choice: str = "auto") -> torch.device:
     return torch.device(choice)
 
 
+def gpu_count() -> int:
+    """CUDA GPUs visible here: a data-parallel run can use one process per GPU."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def available_devices() -> dict[str, str]:
     """The devices training can use here, best first, each with what it is (GPU name and memory)."""
     devices = {}

@@ -115,14 +115,19 @@ def start_job(
     maps: bool = False,
     overrides: dict[str, dict] | None = None,
     reference: str | None = None,
+    processes: int = 1,
 ) -> JobStatus:
     """Start training ``models`` on ``dataset`` (its name) in the background and return its first
     status; ``reference`` is what loads it again when that is not its name (a CSV file's path).
+    With ``processes`` > 1 the job is a data-parallel run of that many processes under torchrun
+    (one per GPU on a machine with several).
 
     Raises :class:`TrainingLocked` when a job or any other training holds the dataset's lock.
     """
     if not models:
         raise ValueError("choose at least one model to train")
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, not {processes}")
     arguments = ["train", "--dataset", reference or dataset, "--models", ",".join(models), "--device", device,
                  "--seed", str(seed)]  # fmt: skip
     if quick:
@@ -131,8 +136,9 @@ def start_job(
     arguments.append("--maps" if maps else "--no-maps")
     if overrides:
         arguments += ["--overrides", json.dumps(overrides, default=json_default)]
-    record = {"kind": "train", "models": models, "quick": quick, "device": device, "overrides": overrides or {}}
-    return _launch(dataset, arguments, record, root)
+    record = {"kind": "train", "models": models, "quick": quick, "device": device, "overrides": overrides or {},
+              "processes": processes}  # fmt: skip
+    return _launch(dataset, arguments, record, root, processes)
 
 
 def start_tune_job(
@@ -160,7 +166,7 @@ def start_tune_job(
     return _launch(dataset, arguments, record, root)
 
 
-def _launch(dataset: str, arguments: list[str], record: dict, root: Path | None) -> JobStatus:
+def _launch(dataset: str, arguments: list[str], record: dict, root: Path | None, processes: int = 1) -> JobStatus:
     """The CLI with ``arguments`` as the dataset's detached job, unless one is running already."""
     current = job_status(dataset, root)
     if current.running:
@@ -173,7 +179,10 @@ def _launch(dataset: str, arguments: list[str], record: dict, root: Path | None)
     folder.mkdir(parents=True, exist_ok=True)
     journal = folder / "progress.jsonl"
     journal.write_text("")
-    command = [sys.executable, "-m", "recsys_core", *arguments, "--progress-jsonl", str(journal)]
+    # torchrun's launcher (torch.distributed.run) starts the processes of a data-parallel job; the
+    # job's process group holds all of them, so cancelling stops every one.
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
+    command = [sys.executable, *launcher, "-m", "recsys_core", *arguments, "--progress-jsonl", str(journal)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     if root is not None:
         env["DEEPREC_ARTIFACTS_DIR"] = str(root)

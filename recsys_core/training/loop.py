@@ -24,6 +24,7 @@ from recsys_core.models.base import Batch, Recommender, Validator
 from recsys_core.protocols.topk import evaluate_lists, evaluate_model
 from recsys_core.serving.pipeline import rerank_lists
 from recsys_core.training.devices import cpu_has_bf16, device_name, resolve_device, seed_everything
+from recsys_core.training.distributed import SINGLE, World, data_parallel, share
 from recsys_core.training.optimiser import Optimiser
 
 # What a progress report is about.
@@ -103,11 +104,16 @@ def fit(
     batches: Callable[[np.random.Generator], Iterator[Batch]] | None = None,
     validate: Validator | None = None,
     validation_label: str = "valid NDCG@10",
+    world: World = SINGLE,
 ) -> FitResult:
     """Train ``model`` on ``split.train``; the validation score (higher is better) chooses the epoch,
     or the setting of a closed-form model. ``validate`` defaults to :func:`ndcg_validation` on
     ``split`` and ``batches`` (one epoch per call) to the model's own; a protocol with other rows
-    passes both, and ``split`` is then not read."""
+    passes both, and ``split`` is then not read.
+
+    In a data-parallel run (``world``, see ``training/distributed.py``) every process trains on its
+    share of each batch; process 0 validates and decides when to stop, and ends with the best
+    weights (the others' copies are not used)."""
     device = device or resolve_device()
     rng = seed_everything(seed)
     model.to(device)
@@ -120,7 +126,7 @@ def fit(
     else:
         batches = batches or (lambda generator: model.batches(split, generator))
         epochs = min(model.config.epochs, max_epochs) if max_epochs else model.config.epochs
-        loop = _Loop(model, device, progress, report_every, started)
+        loop = _Loop(model, device, progress if world.is_main else None, report_every, started, world)
         _train_epochs(loop, epochs, batches, rng, validate, validation_label, result)
         epoch = result.best_epoch
     result.seconds = time.perf_counter() - started
@@ -148,9 +154,11 @@ class _Loop:
     progress: ProgressCallback | None
     report_every: int
     started: float
+    world: World = SINGLE
 
     def __post_init__(self) -> None:
         config = self.model.config
+        self.step_module = data_parallel(self.model, self.world)
         self.optimiser = Optimiser(self.model, config.learning_rate, config.weight_decay)
         cpu_bf16 = self.device.type == "cpu" and config.cpu_bf16 and cpu_has_bf16()
         self.autocast = (self.device.type == "cuda" and config.cuda_bf16) or cpu_bf16
@@ -162,21 +170,27 @@ class _Loop:
             self.progress(Progress(model=self.model.name, elapsed_s=time.perf_counter() - self.started, **fields))
 
     def run_epoch(self, epoch: int, epochs: int, batches: Iterator[Batch]) -> float:
-        """One pass over ``batches``; the mean loss (NaN when there were none)."""
+        """One pass over ``batches``; the mean loss (NaN when there were none). In a data-parallel
+        run each loss is this process's weighted share, and the shares add up over processes to the
+        batch's loss."""
         self.model.train()
         losses = []
         for step, batch in enumerate(batches, start=1):
+            batch, weight = share(self.model, batch, self.world)
             batch = {k: (v.pin_memory() if self.pin else v).to(self.device, non_blocking=self.pin)
                      for k, v in batch.items()}  # fmt: skip
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                loss = self.model.loss(batch)
+                loss = self.step_module(batch) * weight
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
-            losses.append(loss.item())
+            losses.append(loss.item() / self.world.size)
             if step % self.report_every == 0:
-                self.report(kind=STEP, epoch=epoch, epochs=epochs, step=step, loss=losses[-1])
-        return float(np.mean(losses)) if losses else float("nan")
+                # This process's share, weighted: about the whole batch's loss (exactly it alone).
+                self.report(kind=STEP, epoch=epoch, epochs=epochs, step=step, loss=loss.item())
+        if not losses:
+            return float("nan")
+        return self.world.total(float(np.sum(losses))) / len(losses)
 
 
 def _train_epochs(
@@ -199,22 +213,26 @@ def _train_epochs(
         if not math.isfinite(epoch_loss):
             result.notes.append(f"training diverged at epoch {epoch} (loss {epoch_loss}); kept the best epoch")
             break
-        score = validate(model)
+        # Process 0 validates; the others wait for its score, and so stop at the same epoch.
+        score = loop.world.decide(validate(model) if loop.world.is_main else 0.0)
         # "seconds" is the whole epoch; "train_seconds" leaves validation out (the cost of the work).
         result.history.append({"epoch": epoch, "loss": epoch_loss, label: score, "train_seconds": trained_s,
                                "seconds": time.perf_counter() - epoch_started})  # fmt: skip
         if score > best:
             best, stale, result.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if loop.world.is_main:  # the only process whose weights are stored
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:
             stale += 1
         loop.report(kind=EPOCH, epoch=epoch, epochs=epochs, loss=epoch_loss, valid_ndcg=score, best_ndcg=best)
         if stale >= patience:
             result.notes.append(f"early stop at epoch {epoch}: no better {label} for {stale} epochs")
             break
+    result.best_valid_ndcg = best
+    if not loop.world.is_main:
+        model.eval()
+        return
     if best_state is None:
         raise FloatingPointError(f"{model.name} diverged in its first epoch; try a lower learning rate")
     model.load_state_dict(best_state)
     model.eval()
-    result.best_valid_ndcg = best
-

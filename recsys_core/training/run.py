@@ -10,14 +10,14 @@ leaves the rest of a run going.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from recsys_core.data import Dataset
 from recsys_core.data.features import SideFeatures, side_features
 from recsys_core.data.split import PROTOCOL, Split
-from recsys_core.models import build_model, data_settings
+from recsys_core.models import REGISTRY, build_model, data_settings
 from recsys_core.models.base import Recommender
 from recsys_core.protocols.funnel import evaluate_pipeline, tune_blend
 from recsys_core.protocols.topk import Evaluation, evaluate_model
@@ -26,6 +26,7 @@ from recsys_core.serving.embeddings import draw_maps
 from recsys_core.serving.pipeline import candidate_pool
 from recsys_core.store.artifacts import ArtifactError, load_artifact, save_artifact
 from recsys_core.training.devices import resolve_device, seed_everything
+from recsys_core.training.distributed import SINGLE, World, process_device
 from recsys_core.training.loop import STORED, FitResult, Progress, ProgressCallback, fit
 
 
@@ -40,16 +41,20 @@ class TrainReport:
 
 @dataclass
 class TrainingContext:
-    """What every model of a run trains on: the dataset, its split, side features, the device."""
+    """What every model of a run trains on: the dataset, its split, side features, the device, and
+    this process's place in a data-parallel run (``World()`` alone)."""
 
     dataset: Dataset
     split: Split
     features: SideFeatures
     device: torch.device
+    world: World = SINGLE
 
     @classmethod
-    def build(cls, dataset: Dataset, split: Split, device: str) -> TrainingContext:
-        return cls(dataset, split, side_features(dataset, split.item_popularity), resolve_device(device))
+    def build(cls, dataset: Dataset, split: Split, device: str, world: World = SINGLE) -> TrainingContext:
+        features = side_features(dataset, split.item_popularity)
+        here = process_device(world, resolve_device(device))
+        return cls(dataset, split, features, here, replace(world, devices=tuple(map(str, world.gather(here)))))
 
 
 @dataclass
@@ -75,21 +80,54 @@ def train_one(
     info: dict[str, object] | None = None,
 ) -> TrainReport:
     """Train, evaluate (test; validation too in the full profile) and store one model. ``info`` is
-    added to what the artifact records about the run (a tuned model's study)."""
+    added to what the artifact records about the run (a tuned model's study).
+
+    In a data-parallel run every process trains; process 0 alone evaluates and stores, and the
+    others wait for it. There a failure is raised, not reported: the processes would otherwise wait
+    for each other in different places, and torchrun ends the run when one process fails."""
+    world = context.world
+    if world.distributed:
+        if world.is_main:
+            report = _train_and_store(context, name, settings, quick, seed, progress, info)
+        else:
+            report = _train_share(context, name, settings, quick, seed)
+        world.barrier()  # the artifact is stored: every process may load it (a model started from it)
+        return report
     try:
-        run = prepare_run(context, name, settings, quick, seed)
-        model = run.model
-        run.result = fit(model, context.split, context.device, seed, progress)
-        run.notes += run.result.notes
-        tune_retriever_blend(run)
-        test_ndcg = evaluate_and_store(run, info).ndcg_at_10
-        if progress:
-            best = run.result.best_valid_ndcg
-            progress(Progress(model=name, kind=STORED, epoch=run.result.best_epoch, epochs=run.result.best_epoch,
-                              valid_ndcg=best, best_ndcg=best, elapsed_s=run.result.seconds))  # fmt: skip
-        return TrainReport(name, True, "; ".join(run.notes), run.result.seconds, test_ndcg)
+        return _train_and_store(context, name, settings, quick, seed, progress, info)
     except (ValueError, KeyError, RuntimeError, FloatingPointError, MemoryError) as error:
         return TrainReport(name, False, f"{type(error).__name__}: {error}")
+
+
+def _train_share(context: TrainingContext, name: str, settings: dict, quick: bool, seed: int) -> TrainReport:
+    """A process other than 0: its share of every step, nothing evaluated or stored."""
+    world = context.world
+    if not REGISTRY[name].trainable:
+        return TrainReport(name, True, f"closed-form: fitted by process 0 alone (process {world.rank} waited)")
+    run = prepare_run(context, name, settings, quick, seed)
+    result = fit(run.model, context.split, context.device, seed, None, world=world)
+    return TrainReport(name, True, f"process {world.rank} of {world.size}: trained its share", result.seconds)
+
+
+def _train_and_store(
+    context: TrainingContext,
+    name: str,
+    settings: dict[str, object],
+    quick: bool,
+    seed: int,
+    progress: ProgressCallback | None,
+    info: dict[str, object] | None,
+) -> TrainReport:
+    run = prepare_run(context, name, settings, quick, seed)
+    run.result = fit(run.model, context.split, context.device, seed, progress, world=context.world)
+    run.notes += run.result.notes
+    tune_retriever_blend(run)
+    test_ndcg = evaluate_and_store(run, info).ndcg_at_10
+    if progress:
+        best = run.result.best_valid_ndcg
+        progress(Progress(model=name, kind=STORED, epoch=run.result.best_epoch, epochs=run.result.best_epoch,
+                          valid_ndcg=best, best_ndcg=best, elapsed_s=run.result.seconds))  # fmt: skip
+    return TrainReport(name, True, "; ".join(run.notes), run.result.seconds, test_ndcg)
 
 
 def prepare_run(context: TrainingContext, name: str, settings: dict[str, object], quick: bool, seed: int) -> ModelRun:
@@ -172,6 +210,7 @@ def run_info(run: ModelRun) -> dict[str, object]:
         "device": result.device,
         "device_name": result.device_name,
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        **run.context.world.describe(),  # one process, or data-parallel over the devices listed
         "best_epoch": result.best_epoch,
         "seed": run.seed,
         "profile": "quick" if run.quick else "full",
@@ -200,4 +239,3 @@ def draw_stored_maps(dataset: Dataset, split: Split, model: str) -> dict[str, st
 
 def add_notes(report: TrainReport, notes: dict[str, str]) -> None:
     report.message = "; ".join(filter(None, [report.message, *(f"{k}: {v}" for k, v in notes.items())]))
-

@@ -3,12 +3,14 @@ start from), how many train at once, and the dataset's training lock held throug
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from recsys_core.data import Dataset, load_dataset, temporal_leave_last_out
 from recsys_core.models import REGISTRY, quick_settings
 from recsys_core.store.artifacts import training_lock
 from recsys_core.training.devices import resolve_device_name
+from recsys_core.training.distributed import SINGLE, World
 from recsys_core.training.loop import ProgressCallback
 from recsys_core.training.run import TrainingContext, TrainReport, add_notes, draw_stored_maps, train_one
 from recsys_core.training.workers import RunPlan, train_in_workers
@@ -44,6 +46,7 @@ def train_models(
     overrides: dict[str, dict] | None = None,
     maps: bool = False,
     workers: int = 1,
+    world: World = SINGLE,
 ) -> list[TrainReport]:
     """Train, evaluate and store each model (:func:`recsys_core.training.run.train_one`); one model
     failing does not stop the others. Holds the dataset's training lock throughout. With ``maps``, the embedding
@@ -67,8 +70,12 @@ def train_models(
                                              name not in waited_for))  # fmt: skip
     plan = RunPlan(dataset_name, order, needs, settings, device, quick, seed)
     workers = max(1, min(workers, len(models)))
-    with training_lock(dataset.name):
-        if workers == 1:
+    # In a data-parallel run (``world``) every process trains each model in turn, and process 0 alone
+    # holds the lock, stores and draws the maps.
+    with training_lock(dataset.name) if world.is_main else contextlib.nullcontext():
+        if world.distributed:
+            done = train_in_process(dataset, plan, maps and world.is_main, progress, world)
+        elif workers == 1:
             done = train_in_process(dataset, plan, maps, progress)
         else:
             done = train_in_workers(plan, workers, maps, progress)
@@ -76,10 +83,10 @@ def train_models(
 
 
 def train_in_process(
-    dataset: Dataset, plan: RunPlan, maps: bool, progress: ProgressCallback | None
+    dataset: Dataset, plan: RunPlan, maps: bool, progress: ProgressCallback | None, world: World = SINGLE
 ) -> dict[str, TrainReport]:
     """The plan, one model after another in this process; then, with ``maps``, their maps."""
-    context = TrainingContext.build(dataset, temporal_leave_last_out(dataset), plan.device)
+    context = TrainingContext.build(dataset, temporal_leave_last_out(dataset), plan.device, world)
     done = {name: train_one(context, name, plan.settings[name], plan.quick, plan.seed, progress) for name in plan.order}
     for name in plan.order if maps else ():
         if done[name].ok:

@@ -86,6 +86,11 @@ class TwoTower(Recommender):
     inner_product = True
     needs_features = True
 
+    # The uniform negatives are shared by the whole batch: under data parallelism every process
+    # scores all of them, with its share of the rows, whose positives are each other's in-batch
+    # negatives (a row sees 1/N of the batch's positives as negatives with N processes).
+    batch_shared = ("negative",)
+
     def __init__(self, config: TwoTowerConfig, n_users: int, n_items: int, features: SideFeatures) -> None:
         super().__init__(config, n_users, n_items)
         users, items = features.users, features.items

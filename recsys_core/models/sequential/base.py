@@ -21,6 +21,11 @@ from recsys_core.models.base import LEARNING_RATE, Choice, Range, TrainableConfi
 
 LOSSES = ("softmax", "sampled_softmax", "bce")
 SHORT_HISTORY, LONG_HISTORY, LONG_HISTORY_MEAN = 50, 200, 150
+# Catalogues larger than this train with the sampled softmax. The full softmax is the stronger loss
+# (Klenitskiy & Vasilev, RecSys 2023) and costs a catalogue's scores per target: SASRec trained 8,241
+# interactions/s at 10k items, 1,610 at 100k and 112 at 1M on this machine (docs/benchmarks.md, the
+# synthetic sizes), so MovieLens-1M (3.4k items) and -20M (27k) keep it and a 100k-item shop does not.
+FULL_SOFTMAX_MAX_ITEMS = 50_000
 # What tuning searches for every sequential model; each adds its own. The history length and batching
 # stay with the data (data_defaults): they set the cost as much as the quality.
 SEQUENTIAL_SPACE: dict[str, Range | Choice] = {
@@ -41,9 +46,10 @@ class SequentialConfig(TrainableConfig):
     max_len: int = 50
     embedding_dim: int = 64
     dropout: float = 0.2
-    # "softmax": cross-entropy over the whole catalogue (exact, the default at this catalogue size);
+    # "softmax": cross-entropy over the whole catalogue (exact; trained models use it up to
+    # FULL_SOFTMAX_MAX_ITEMS items, data_defaults);
     # "sampled_softmax": over the target and n_negatives items drawn uniformly per batch, for
-    # catalogues too large to score in full at every position;
+    # catalogues too large to score in full at every position (the default above that size);
     # "bce": the SASRec paper's loss, binary cross-entropy of the target against one uniformly
     # drawn negative per position (kept for comparison: it ranks the full catalogue far worse).
     loss: str = "softmax"
@@ -66,7 +72,8 @@ class SequentialConfig(TrainableConfig):
         # positions on ml-1m-sas): there, batches by length trained faster at the same validation
         # NDCG@10. At 50 items the saving was small and validation no better, so short windows keep
         # random batches (docs/measurements.md, "batching").
-        return {"max_len": max_len, "batching": "by_length" if max_len == LONG_HISTORY else "random"}
+        loss = "softmax" if split.n_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled_softmax"
+        return {"max_len": max_len, "batching": "by_length" if max_len == LONG_HISTORY else "random", "loss": loss}
 
     def __post_init__(self) -> None:
         super().__post_init__()

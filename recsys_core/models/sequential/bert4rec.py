@@ -151,6 +151,9 @@ class BERT4Rec(Recommender):
     def epoch_work(self, split: Split) -> float:
         return next_item_work(split, self.config, self.n_items)
 
+    def loss_terms(self, batch: Batch) -> int:
+        return int((batch["labels"] > 0).sum())  # the positions the loss predicts at
+
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden, _ = self.encode(batch["tokens"])  # (B, T, D)
         masked = batch["labels"] > 0  # (B, T)

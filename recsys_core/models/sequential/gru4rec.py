@@ -117,6 +117,9 @@ class GRU4Rec(Recommender):
     def epoch_work(self, split: Split) -> float:
         return next_item_work(split, self.config, self.n_items)
 
+    def loss_terms(self, batch: Batch) -> int:
+        return int((batch["history"] > 0).sum())  # the positions the loss predicts at
+
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden = self.encode(batch["history"])  # (B, T, D)
         has_target = batch["history"] > 0  # (B, T)

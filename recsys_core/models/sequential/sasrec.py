@@ -119,6 +119,9 @@ class SASRec(Recommender):
     def epoch_work(self, split: Split) -> float:
         return next_item_work(split, self.config, self.n_items)
 
+    def loss_terms(self, batch: Batch) -> int:
+        return int((batch["history"] > 0).sum())  # the positions the loss predicts at
+
     def loss(self, batch: Batch) -> torch.Tensor:
         hidden, _ = self.encode(batch["history"])  # (B, T, D)
         # A position predicts the next item only when it holds an item itself.
