@@ -30,6 +30,7 @@ Measure on a quiet machine: the runs use every core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -100,7 +101,10 @@ def run(command: list[str], log: Path, memory_mb: float | None = None) -> dict:
                 break
             together = max(together, process_rss_mb(descendants(child.pid)))
             if together > memory_mb and not stopped:
-                os.killpg(child.pid, signal.SIGKILL)
+                # torchrun's workers run in sessions of their own: each is killed, not only the group.
+                for pid in descendants(child.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 stopped = f"stopped at {together / 1024:.1f} GB resident in all (limit {memory_mb / 1024:.0f} GB)"
             time.sleep(0.5)
     record = {"wall_s": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
@@ -129,11 +133,16 @@ def ml1m_run(model: str, processes: int) -> dict:
     record |= {"model": model, "processes": processes, "dataset": "ml-1m-sas"}
     if "failed" in record:
         return record
-    folder = store / "ml-1m-sas" / model
+    return record | stored_run(model, processes)
+
+
+def stored_run(model: str, processes: int) -> dict:
+    """What the run's artifact says: epochs, their time, test figures, how it was trained."""
+    (folder,) = (STORE / f"p{processes}").glob(f"ml-1m-sas*/{model}")  # the store names a file's dataset by its hash
     info = json.loads((folder / "info.json").read_text())
     test = json.loads((folder / "metrics.json").read_text())["test"]
     epochs = [row for row in json.loads((folder / "history.json").read_text()) if "train_seconds" in row]
-    return record | {
+    return {
         "world_size": info.get("world_size"), "backend": info.get("backend"), "threads": info.get("threads"),
         "best_epoch": info.get("best_epoch"), "epochs_run": len(epochs), "train_s": info.get("seconds"),
         "s_per_epoch": statistics.median(r["train_seconds"] for r in epochs),
@@ -241,6 +250,19 @@ def ci(estimate: list) -> str:
     return f"{estimate[0]:.4f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
 
 
+def loads(record: dict) -> str:
+    """The 1-minute load average before and after a run."""
+    return " / ".join("-" if v is None else f"{v:.1f}" for v in (record["load_before"], record["load_after"]))
+
+
+def minutes(seconds: float | None) -> str:
+    return "not recorded" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def gigabytes(megabytes: float | None) -> str:
+    return "not recorded" if megabytes is None else f"{megabytes / 1024:.1f} GB"
+
+
 def ml1m_rows(records: list[dict]) -> list[str]:
     lines = ["| model | processes | threads each | s / epoch (median) | epochs (best) | wall | test NDCG@10 [95% CI] | "
              "test HR@10 | peak RSS, largest process | load before / after |",
@@ -257,8 +279,8 @@ def ml1m_rows(records: list[dict]) -> list[str]:
             lines.append(
                 f"| {model} | {processes} | {r['threads']} | {r['s_per_epoch']:.1f} | "
                 f"{r['epochs_run']} ({r['best_epoch']}) | "
-                f"{r['wall_s'] / 60:.1f} min | {ci(r['test']['NDCG@10'])} | {ci(r['test']['HR@10'])} | "
-                f"{r['peak_rss_mb'] / 1024:.1f} GB | {r['load_before']:.1f} / {r['load_after']:.1f} |"
+                f"{minutes(r.get('wall_s'))} | {ci(r['test']['NDCG@10'])} | {ci(r['test']['HR@10'])} | "
+                f"{gigabytes(r.get('peak_rss_mb'))} | {loads(r)} |"
             )
         one = runs.get(1)
         for processes, r in sorted(runs.items()):
@@ -287,7 +309,7 @@ def synthetic_rows(records: list[dict]) -> list[str]:
         memory = " / ".join(f"{m / 1024:.1f} GB" for m in r["peak_rss_per_process_mb"])
         lines.append(
             f"| {r['model']} | {r['processes']} | {settings} | {r['throughput']:,.0f} interactions/s | {memory} | "
-            f"{r['eval_s']:.1f} s | {r['eval_all_s'] / 60:.0f} min | {r['load_before']:.1f} / {r['load_after']:.1f} |"
+            f"{r['eval_s']:.1f} s | {r['eval_all_s'] / 60:.0f} min | {loads(r)} |"
         )
     return lines
 

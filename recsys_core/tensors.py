@@ -21,7 +21,8 @@ def rank_of_targets(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k best items per row, ties to the lower item id: the first k of a stable descending sort.
 
-    Sorting a whole row costs n log n; at a million items that sort was most of an evaluation. So
+    Sorting a whole row costs n log n; at a million items that sort was most of an evaluation
+    (11x slower than this, docs/benchmarks.md, "The top 10 of a batch of scores"). So
     the k-th best value is found first (``torch.topk``, linear), and only the items scoring at least
     that much, k of them plus any tied with the k-th, are sorted stably in item order, which gives
     the same k items in the same order as the full sort."""

@@ -250,7 +250,11 @@ def cancel_job(dataset: str, root: Path | None = None, grace_s: float = 5.0) -> 
     status = job_status(dataset, root)
     if not status.running or status.pid is None:
         return status
-    ProgressJournal(job_dir(dataset, root) / "progress.jsonl").write({"event": "cancelled"})
+    journal = job_dir(dataset, root) / "progress.jsonl"
+    # A data-parallel job's processes, as its first line names them: torchrun starts each in a
+    # session of its own, so a SIGKILL to the launcher's group would leave them running.
+    trainers = next((e.get("pids", []) for e in read_events(journal) if e.get("event") == "start"), [])
+    ProgressJournal(journal).write({"event": "cancelled"})
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(status.pid, sig)
@@ -259,6 +263,9 @@ def cancel_job(dataset: str, root: Path | None = None, grace_s: float = 5.0) -> 
             time.sleep(0.05)
         if not _alive(status.pid):
             break
+    for pid in trainers if trainers != [status.pid] else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     return job_status(dataset, root)
 
 
