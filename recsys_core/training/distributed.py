@@ -150,8 +150,8 @@ def data_parallel(model: Recommender, world: World) -> nn.Module:
     if not world.distributed:
         return step
     devices = [model.device.index] if model.device.type == "cuda" else None
-    # Not every parameter takes part in every step (a ranker's retriever-blend weight, tables of
-    # unused side features), and DDP must be told to look for those rather than wait for them.
+    # Not every parameter takes part in every step (a ranker's rating offsets train only on rows
+    # with a rating), and DDP must be told to look for those rather than wait for their gradients.
     # Buffers are not broadcast at every step: every process builds the same ones from the same data
     # (side features, a graph's adjacency), and only process 0's are stored.
     return DistributedDataParallel(step, device_ids=devices, find_unused_parameters=True, broadcast_buffers=False)
