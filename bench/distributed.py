@@ -23,7 +23,8 @@ the full catalogue for 1,000 users (the protocol's evaluation, memory bounded by
 and the time for every user is extrapolated. The parent stops a run whose processes together pass
 ``--memory-gb``.
 
-Results are kept as JSON under docs/distributed/ as they come (``--reuse`` skips those there).
+Results are kept in docs/distributed/runs.json as they come (our figures only; ``--reuse`` skips
+those there).
 Measure on a quiet machine: the runs use every core.
 """
 
@@ -45,12 +46,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scale import ML1M_SAS, with_ci  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 
 MARKER = "<!-- distributed -->"
-RESULTS = ROOT / "docs" / "distributed"
+RESULTS = ROOT / "docs" / "distributed" / "runs.json"
 STORE = ROOT / "artifacts" / "bench-distributed"
-ML1M_SAS = Path(os.environ.get("DEEPREC_ML1M_SAS", ROOT.parent / "shared" / "data" / "ml-1m-sas" / "ml-1m-sas.csv"))
 # interactions, items (DEEPREC_BENCH_SYNTHETIC="200000,20000" for a quick try of the script)
 SYNTHETIC = tuple(int(n) for n in os.environ.get("DEEPREC_BENCH_SYNTHETIC", "20000000,1000000").split(","))
 EVAL_USERS = 1000
@@ -62,16 +63,16 @@ def launch(processes: int, arguments: list[str]) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *arguments]
 
 
-def process_rss_mb(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now (0 once it is gone). Not bench.scale_synthetic's: importing
+    that module sets OMP_WAIT_POLICY for every process started after, which would change these runs."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def descendants(pid: int) -> list[int]:
@@ -99,7 +100,7 @@ def run(command: list[str], log: Path, memory_mb: float | None = None) -> dict:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG if memory_mb else 0)
             if pid:
                 break
-            together = max(together, process_rss_mb(descendants(child.pid)))
+            together = max(together, sum(map(rss_mb, descendants(child.pid))))
             if together > memory_mb and not stopped:
                 # torchrun's workers run in sessions of their own: each is killed, not only the group.
                 for pid in descendants(child.pid):
@@ -233,21 +234,22 @@ def synthetic_run(model: str, processes: int, epoch_cap_s: float, memory_gb: flo
 # --------------------------------------------------------------------------- records and the report
 
 
-def key(kind: str, model: str, processes: int) -> Path:
-    return RESULTS / f"{kind}-{model}-p{processes}.json"
+def stored() -> dict[str, dict[str, dict]]:
+    """{"ml-1m-sas" or "synthetic": {"MODEL-pN": record}}: every run kept so far."""
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
-def keep(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+def keep(kind: str, run: str, record: dict) -> None:
+    results = stored()
+    results.setdefault(kind, {})[run] = record
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    temporary = RESULTS.with_suffix(".tmp")
+    temporary.write_text(json.dumps(results, indent=1))
+    temporary.replace(RESULTS)  # atomic: an interrupted write never loses the runs kept before
 
 
 def load(kind: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{kind}-*.json"))]
-
-
-def ci(estimate: list) -> str:
-    return f"{estimate[0]:.4f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
+    return [record for _, record in sorted(stored().get(kind, {}).items())]
 
 
 def loads(record: dict) -> str:
@@ -279,7 +281,7 @@ def ml1m_rows(records: list[dict]) -> list[str]:
             lines.append(
                 f"| {model} | {processes} | {r['threads']} | {r['s_per_epoch']:.1f} | "
                 f"{r['epochs_run']} ({r['best_epoch']}) | "
-                f"{minutes(r.get('wall_s'))} | {ci(r['test']['NDCG@10'])} | {ci(r['test']['HR@10'])} | "
+                f"{minutes(r.get('wall_s'))} | {with_ci(r['test']['NDCG@10'])} | {with_ci(r['test']['HR@10'])} | "
                 f"{gigabytes(r.get('peak_rss_mb'))} | {loads(r)} |"
             )
         one = runs.get(1)
@@ -315,7 +317,7 @@ def synthetic_rows(records: list[dict]) -> list[str]:
 
 
 def report() -> str:
-    ml1m, synthetic = load("ml1m"), load("synthetic")
+    ml1m, synthetic = load("ml-1m-sas"), load("synthetic")
     when = sorted({r["finished"] for r in ml1m + synthetic})
     machine = next((f"{r['machine']}, torch {r['torch']}" for r in ml1m + synthetic), "not run yet")
     lines = [
@@ -363,15 +365,15 @@ def main() -> None:
     if not args.report_only:
         for model in args.models.split(","):
             for processes in map(int, args.processes.split(",")):
-                path = key("synthetic" if args.synthetic else "ml1m", model, processes)
-                if args.reuse and path.exists():
+                kind, run = "synthetic" if args.synthetic else "ml-1m-sas", f"{model}-p{processes}"
+                if args.reuse and run in stored().get(kind, {}):
                     continue
                 print(f"{model}, {processes} process(es){' (synthetic)' if args.synthetic else ''}...", flush=True)
                 if args.synthetic:
                     record = synthetic_run(model, processes, args.epoch_cap_s, args.memory_gb)
                 else:
                     record = ml1m_run(model, processes)
-                keep(path, record)
+                keep(kind, run, record)
                 print(json.dumps({k: v for k, v in record.items() if k != "ranks"})[:600], flush=True)
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, report())
 

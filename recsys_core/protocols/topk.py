@@ -77,7 +77,8 @@ def evaluate_model(
     inputs = split.input_sequences(stage)
     batch_size = batch_size or users_per_batch(model.n_items)
     # An inner-product model's item vectors are the same for every batch: computed once (a two-tower
-    # model's item tower over a million items is a second's work that small batches would repeat).
+    # model's score_all runs its item tower over the whole catalogue at every call, and at a million
+    # items a batch is 16 users).
     item_vectors = model.item_vectors().T if model.inner_product else None
     ranks, tops = [], []
     for start in range(0, len(users), batch_size):
