@@ -7,13 +7,15 @@ docs/benchmarks.md.
 
 Each model is tuned alone, in a fresh ``python -m recsys_core tune --trials N`` process (all cores
 to it), in a bench store of its own (``artifacts/bench-tuning/``, studies in its ``tuning.db``), so
-the lab's own models are untouched. Rankers are tuned over their retriever's candidates, so the
-retriever (sasrec) is trained there first with its defaults. Per model: validation and test
-NDCG@10 of the defaults (the study's first trial) and of the best trial, with 95% CIs; trials
-finished and pruned; the study's time; and a paired test (t-test, Wilcoxon, bootstrap CI of the
-difference) of the tuned model's per-user test NDCG@10 against the defaults'. Test chooses
-nothing: it is computed once for each of the two. Results are kept in ``docs/tuning/runs.json``
-as each model finishes, and ``--reuse`` skips those already there.
+the lab's own models are untouched. A model that starts from stored models (NeuMF from GMF and
+MLP) or reorders a retriever's candidates (the rankers, sasrec's) builds on what that store holds:
+the tuned model where its study ran first, else one trained there with its defaults, and the
+report says which. Per model: validation and test NDCG@10 of the defaults (the study's first
+trial) and of the best trial, with 95% CIs; trials finished and pruned; the study's time; and a
+paired test (t-test, Wilcoxon, bootstrap CI of the difference) of the tuned model's per-user test
+NDCG@10 against the defaults'. Test chooses nothing: it is computed once for each of the two.
+Results are kept in ``docs/tuning/runs.json`` as each model finishes, and ``--reuse`` skips those
+already there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import platform
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +43,7 @@ from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.metrics import paired_test  # noqa: E402
 from recsys_core.models import DEFAULT_ZOO, REGISTRY  # noqa: E402
 from recsys_core.store.artifacts import ArtifactMissing, read_per_user  # noqa: E402
+from recsys_core.training.schedule import prerequisites  # noqa: E402
 from recsys_core.training.tuning import default_storage, open_storage, study_name, summarise  # noqa: E402
 
 MARKER = "<!-- tuning -->"
@@ -61,10 +65,7 @@ def run(command: list[str], log: Path) -> float:
 def tune_one(dataset: str, model: str, trials: int) -> dict:
     os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)  # this process reads the bench store too
     data = load_dataset(dataset)
-    retriever = REGISTRY[model].config_class().retriever()
-    if retriever and not (STORE / data.name / retriever / "metrics.json").exists():
-        run([sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", retriever, "--no-maps"],
-            STORE / f"{dataset}-{retriever}-train.log")  # fmt: skip
+    builds_on = prepare_prerequisites(dataset, data.name, model)
     load = os.getloadavg()[0]
     earlier_s = finished_trial_seconds(dataset, model, trials)  # a study stopped before resumes here
     command = [sys.executable, "-m", "recsys_core", "tune", "--dataset", dataset, "--models", model,
@@ -82,9 +83,52 @@ def tune_one(dataset: str, model: str, trials: int) -> dict:
             "tuned_valid": report.tuned_valid, "tuned_test": report.tuned_test, "best_params": report.best_params,
             "study_s": seconds, "resumed_after_s": earlier_s or None, "load_before": load,
             "load_after": os.getloadavg()[0],
-            "best_is_default": best_is_default,
+            "best_is_default": best_is_default, "builds_on": builds_on,
             "paired": paired_test(tuned, before) if len(tuned) == len(before) and not best_is_default else None,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}  # fmt: skip
+
+
+def prepare_prerequisites(dataset: str, name: str, model: str) -> dict[str, str]:
+    """Train, with their defaults, the stored models ``model`` starts from (NeuMF: GMF and MLP) or
+    reorders (a ranker: its retriever) that the bench store lacks; a model tuned before stays its
+    tuned self there. Default and tuned trials build on the same ones, so their comparison is fair;
+    which ones they were (the tuned study, or "defaults") is returned for the record."""
+    needed = sorted(prerequisites(model))
+    missing = [m for m in needed if not (STORE / name / m / "metrics.json").exists()]
+    if missing:
+        run([sys.executable, "-m", "recsys_core", "train", "--dataset", dataset, "--models", ",".join(missing),
+             "--no-maps"], STORE / f"{dataset}-{'-'.join(missing)}-train.log")  # fmt: skip
+    return stored_prerequisites(name, model)
+
+
+def stored_prerequisites(name: str, model: str, before: datetime | None = None) -> dict[str, str]:
+    """What the bench store holds of ``model``'s prerequisites: the study that tuned each, or
+    "defaults"; with ``before``, "not recorded" for one stored after that time (it replaced the
+    one a study built on)."""
+    out = {}
+    for m in sorted(prerequisites(model)):
+        info = json.loads((STORE / name / m / "info.json").read_text())
+        if before is not None and datetime.fromisoformat(info["trained_at"]) > before:
+            out[m] = "not recorded"
+        else:
+            out[m] = info["tuning"]["study"] if "tuning" in info else "defaults"
+    return out
+
+
+def backfill_prerequisites(dataset: str) -> None:
+    """Runs from before "builds_on" was recorded: read from the bench store when what it holds was
+    stored before the study's first trial."""
+    results = stored()
+    for result in results.values():
+        if result["dataset"] == dataset and "builds_on" not in result and prerequisites(result["model"]):
+            try:
+                study = load_bench_study(dataset, result["model"], result["trials"])
+            except KeyError:  # the study is no longer in the bench store: nothing to tell from
+                result["builds_on"] = dict.fromkeys(sorted(prerequisites(result["model"])), "not recorded")
+                continue
+            started = min(t.datetime_start for t in study.trials if t.datetime_start).replace(tzinfo=UTC)
+            result["builds_on"] = stored_prerequisites(load_dataset(dataset).name, result["model"], started)
+    RESULTS.write_text(json.dumps(results, indent=1, default=float))
 
 
 def finished_trial_seconds(dataset: str, model: str, trials: int) -> float:
@@ -99,6 +143,7 @@ def finished_trial_seconds(dataset: str, model: str, trials: int) -> float:
 
 
 def load_bench_study(dataset: str, model: str, trials: int) -> optuna.Study:
+    os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)  # the bench store's studies, also from --report-only
     data = load_dataset(dataset)
     return optuna.load_study(study_name=study_name(data, model, f"bench-{trials}"),
                              storage=open_storage(default_storage(data)))  # fmt: skip
@@ -154,7 +199,10 @@ def report(dataset: str) -> str:
              f"`python -m recsys_core tune` process. Budget: {', '.join(map(str, budgets))} trials per model "
              "(TPE, seeded; median pruner; the defaults as trial 0). Objective: validation NDCG@10; test computed "
              f"once for the defaults and once for the best trial. Load average (1 min) {min(loads):.1f} to "
-             f"{max(loads):.1f}. Protocol: {PROTOCOL}.", "",
+             f"{max(loads):.1f}. Protocol: {PROTOCOL}. A ranker (fm to dlrm) is validated, as it is trained, on "
+             "reordering its retriever's top 200 candidates by its own score (no blend with the retriever), so its "
+             "validation columns are not comparable with the other models'; its test figures, like every model's, "
+             "rank the whole catalogue by the model's own score.", "",
              "| model | trials (pruned) | default valid | tuned valid | default test [95% CI] | tuned test [95% CI] "
              "| difference [bootstrap 95% CI] | paired t p | Wilcoxon p | study min | best settings |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -180,6 +228,11 @@ def report(dataset: str) -> str:
                      f"{r['tuned_valid']:.4f} | {test_ci(r['default_test'])} | {test_ci(r['tuned_test'])} | {diff} | "
                      f"{format_p(p, 't_test_p')} | {format_p(p, 'wilcoxon_p')} | "
                      f"{r['study_s'] / 60:.1f} | {settings} |")  # fmt: skip
+    built = [f"{r['model']} on " + ", ".join(f"{m} ({how})" for m, how in r["builds_on"].items())
+             for r in rows if r.get("builds_on")]  # fmt: skip
+    if built:  # default and tuned trials of one model build on the same stored models
+        lines += ["", "Stored models each study built on (pre-trained weights, or the retriever whose candidates a "
+                  f"ranker reorders; the study that tuned them, or their defaults): {'; '.join(built)}."]  # fmt: skip
     lines += ["", *leaderboard(dataset, rows), "", MARKER]
     return "\n".join(lines)
 
@@ -250,6 +303,7 @@ def main() -> None:
                                                                              result["trials"]))  # fmt: skip
             except (KeyError, ArtifactMissing, StopIteration):
                 print(f"  {result['model']}: no per-user figures in {STORE}; its pairs are shown without a test")
+    backfill_prerequisites(args.dataset)
     section = report(args.dataset)
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, section)
     print(section)

@@ -44,3 +44,16 @@ def test_no_reversed_pair_is_said_plainly(tmp_path, monkeypatch):
 def test_the_verdict_says_which_test_agrees():
     assert tuning.verdict({"t_test_p": 0.01, "wilcoxon_p": 0.2}) == "significant at 0.05 by the paired t-test only"
     assert tuning.verdict({"t_test_p": 0.3, "wilcoxon_p": 0.2}) == "not significant at 0.05"
+
+
+def test_each_study_records_the_stored_models_it_built_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "STORE", tmp_path)
+    for model, info in {"gmf": {"trained_at": "2026-12-05T05:00:00+0000", "tuning": {"study": "bench-20/gmf"}},
+                        "mlp": {"trained_at": "2026-12-05T07:00:00+0000"}}.items():  # fmt: skip
+        (tmp_path / "planted" / model).mkdir(parents=True)
+        (tmp_path / "planted" / model / "info.json").write_text(json.dumps(info))
+    assert tuning.stored_prerequisites("planted", "neumf") == {"gmf": "bench-20/gmf", "mlp": "defaults"}
+    # A study that began before mlp was stored built on an mlp that is gone: not known, so not guessed.
+    began = tuning.datetime(2026, 12, 5, 6, tzinfo=tuning.UTC)
+    assert tuning.stored_prerequisites("planted", "neumf", began) == {"gmf": "bench-20/gmf", "mlp": "not recorded"}
+    assert tuning.stored_prerequisites("planted", "ease") == {}
