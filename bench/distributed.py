@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procs import rss_mb  # noqa: E402
 from bench.scale import ML1M_SAS, with_ci  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 
@@ -61,18 +62,6 @@ def launch(processes: int, arguments: list[str]) -> list[str]:
     if processes == 1:
         return [sys.executable, *arguments]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *arguments]
-
-
-def rss_mb(pid: int) -> float:
-    """A process's resident memory now (0 once it is gone). Not bench.scale_synthetic's: importing
-    that module sets OMP_WAIT_POLICY for every process started after, which would change these runs."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def descendants(pid: int) -> list[int]:

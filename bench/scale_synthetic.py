@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procs import rss_mb  # noqa: E402
 from bench.sections import write_section  # noqa: E402
 
 MARKER = "<!-- scale-synthetic -->"
@@ -115,16 +116,6 @@ def one_run(size: str, name: str, epoch_cap_s: float, eval_cap_s: float) -> dict
 
 
 # --------------------------------------------------------------------------- the parent: limits and records
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def run_child(size: str, name: str, memory_mb: float, epoch_cap_s: float, eval_cap_s: float) -> dict:

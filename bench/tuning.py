@@ -119,15 +119,18 @@ def backfill_prerequisites(dataset: str) -> None:
     """Runs from before "builds_on" was recorded: read from the bench store when what it holds was
     stored before the study's first trial."""
     results = stored()
-    for result in results.values():
-        if result["dataset"] == dataset and "builds_on" not in result and prerequisites(result["model"]):
-            try:
-                study = load_bench_study(dataset, result["model"], result["trials"])
-            except KeyError:  # the study is no longer in the bench store: nothing to tell from
-                result["builds_on"] = dict.fromkeys(sorted(prerequisites(result["model"])), "not recorded")
-                continue
-            started = min(t.datetime_start for t in study.trials if t.datetime_start).replace(tzinfo=UTC)
-            result["builds_on"] = stored_prerequisites(load_dataset(dataset).name, result["model"], started)
+    missing = [r for r in results.values()
+               if r["dataset"] == dataset and "builds_on" not in r and prerequisites(r["model"])]  # fmt: skip
+    if not missing:
+        return
+    for result in missing:
+        try:
+            study = load_bench_study(dataset, result["model"], result["trials"])
+        except KeyError:  # the study is no longer in the bench store: nothing to tell from
+            result["builds_on"] = dict.fromkeys(sorted(prerequisites(result["model"])), "not recorded")
+            continue
+        started = min(t.datetime_start for t in study.trials if t.datetime_start).replace(tzinfo=UTC)
+        result["builds_on"] = stored_prerequisites(load_dataset(dataset).name, result["model"], started)
     RESULTS.write_text(json.dumps(results, indent=1, default=float))
 
 
