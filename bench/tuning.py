@@ -41,7 +41,8 @@ from bench.sections import write_section  # noqa: E402
 from recsys_core.data import load_dataset  # noqa: E402
 from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.metrics import paired_test  # noqa: E402
-from recsys_core.models import DEFAULT_ZOO, REGISTRY  # noqa: E402
+from recsys_core.models import DEFAULT_ZOO, REGISTRY, rankers  # noqa: E402
+from recsys_core.models.rankers.base import RankerConfig  # noqa: E402
 from recsys_core.store.artifacts import ArtifactMissing, read_per_user  # noqa: E402
 from recsys_core.training.schedule import prerequisites  # noqa: E402
 from recsys_core.training.tuning import default_storage, open_storage, study_name, summarise  # noqa: E402
@@ -202,15 +203,15 @@ def report(dataset: str) -> str:
              f"`python -m recsys_core tune` process. Budget: {', '.join(map(str, budgets))} trials per model "
              "(TPE, seeded; median pruner; the defaults as trial 0). Objective: validation NDCG@10; test computed "
              f"once for the defaults and once for the best trial. Load average (1 min) {min(loads):.1f} to "
-             f"{max(loads):.1f}. Protocol: {PROTOCOL}. A ranker (fm to dlrm) is validated, as it is trained, on "
-             "reordering its retriever's top 200 candidates by its own score (no blend with the retriever), so its "
+             f"{max(loads):.1f}. Protocol: {PROTOCOL}. A ranker ({', '.join(rankers())}) is validated, as it is "
+             f"trained, on reordering its retriever's top {RankerConfig.n_candidates} candidates by its own score (no "
+             "blend with the retriever), so its "
              "validation columns are not comparable with the other models'; its test figures, like every model's, "
              "rank the whole catalogue by the model's own score.", "",
              "| model | trials (pruned) | default valid | tuned valid | default test [95% CI] | tuned test [95% CI] "
              "| difference [bootstrap 95% CI] | paired t p | Wilcoxon p | study min | best settings |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    tunable = [m for m in DEFAULT_ZOO if REGISTRY[m].config_class.SEARCH_SPACE]
-    missing = [m for m in tunable if m not in {r["model"] for r in rows}]
+    tunable, missing = untuned(rows)
     if missing:  # a partial run: say so, so that the table is not read as the whole zoo
         lines[-2:-2] = [f"Tuned so far: {len(tunable) - len(missing)} of the {len(tunable)} models with a search "
                         f"space; still to run (`python bench/tuning.py --reuse`): {', '.join(missing)}.",
@@ -240,6 +241,12 @@ def report(dataset: str) -> str:
     return "\n".join(lines)
 
 
+def untuned(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """The models with a search space, and those of them without a result in ``rows``."""
+    tunable = [m for m in DEFAULT_ZOO if REGISTRY[m].config_class.SEARCH_SPACE]
+    return tunable, [m for m in tunable if m not in {r["model"] for r in rows}]
+
+
 def leaderboard(dataset: str, rows: list[dict]) -> list[str]:
     """The models ordered by test NDCG@10 with their default settings and after tuning, and each
     pair whose order tuning reverses, with a paired test of the two tuned models on the same users."""
@@ -247,8 +254,8 @@ def leaderboard(dataset: str, rows: list[dict]) -> list[str]:
     tuned = {r["model"]: r["tuned_test"][0] for r in rows}
     before, after = sorted(default, key=default.get, reverse=True), sorted(tuned, key=tuned.get, reverse=True)
     lines = ["### The leaderboard before and after tuning", "",
-             f"The {len(rows)} models tuned so far, by test NDCG@10 (the same protocol; the defaults are the study's "
-             "first trial).", "",
+             f"The {len(rows)} models tuned{' so far' if untuned(rows)[1] else ''}, by test NDCG@10 (the same "
+             "protocol; the defaults are the study's first trial).", "",
              "| place | default settings | test NDCG@10 | tuned | test NDCG@10 |", "|---|---|---|---|---|"]  # fmt: skip
     for place, (a, b) in enumerate(zip(before, after, strict=True), start=1):
         lines.append(f"| {place} | {a} | {default[a]:.4f} | {b} | {tuned[b]:.4f} |")
