@@ -27,7 +27,6 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +42,7 @@ from recsys_core.data.split import PROTOCOL  # noqa: E402
 from recsys_core.metrics import paired_test  # noqa: E402
 from recsys_core.models import DEFAULT_ZOO, REGISTRY, rankers  # noqa: E402
 from recsys_core.models.rankers.base import RankerConfig  # noqa: E402
-from recsys_core.store.artifacts import ArtifactMissing, read_per_user  # noqa: E402
+from recsys_core.store.artifacts import read_per_user  # noqa: E402
 from recsys_core.training.schedule import prerequisites  # noqa: E402
 from recsys_core.training.tuning import default_storage, open_storage, study_name, summarise  # noqa: E402
 
@@ -102,37 +101,13 @@ def prepare_prerequisites(dataset: str, name: str, model: str) -> dict[str, str]
     return stored_prerequisites(name, model)
 
 
-def stored_prerequisites(name: str, model: str, before: datetime | None = None) -> dict[str, str]:
-    """What the bench store holds of ``model``'s prerequisites: the study that tuned each, or
-    "defaults"; with ``before``, "not recorded" for one stored after that time (it replaced the
-    one a study built on)."""
+def stored_prerequisites(name: str, model: str) -> dict[str, str]:
+    """What the bench store holds of ``model``'s prerequisites: the study that tuned each, or "defaults"."""
     out = {}
     for m in sorted(prerequisites(model)):
         info = json.loads((STORE / name / m / "info.json").read_text())
-        if before is not None and datetime.fromisoformat(info["trained_at"]) > before:
-            out[m] = "not recorded"
-        else:
-            out[m] = info["tuning"]["study"] if "tuning" in info else "defaults"
+        out[m] = info["tuning"]["study"] if "tuning" in info else "defaults"
     return out
-
-
-def backfill_prerequisites(dataset: str) -> None:
-    """Runs from before "builds_on" was recorded: read from the bench store when what it holds was
-    stored before the study's first trial."""
-    results = stored()
-    missing = [r for r in results.values()
-               if r["dataset"] == dataset and "builds_on" not in r and prerequisites(r["model"])]  # fmt: skip
-    if not missing:
-        return
-    for result in missing:
-        try:
-            study = load_bench_study(dataset, result["model"], result["trials"])
-        except KeyError:  # the study is no longer in the bench store: nothing to tell from
-            result["builds_on"] = dict.fromkeys(sorted(prerequisites(result["model"])), "not recorded")
-            continue
-        started = min(t.datetime_start for t in study.trials if t.datetime_start).replace(tzinfo=UTC)
-        result["builds_on"] = stored_prerequisites(load_dataset(dataset).name, result["model"], started)
-    RESULTS.write_text(json.dumps(results, indent=1, default=float))
 
 
 def finished_trial_seconds(dataset: str, model: str, trials: int) -> float:
@@ -147,8 +122,7 @@ def finished_trial_seconds(dataset: str, model: str, trials: int) -> float:
 
 
 def load_bench_study(dataset: str, model: str, trials: int) -> optuna.Study:
-    os.environ["DEEPREC_ARTIFACTS_DIR"] = str(STORE)  # the bench store's studies, also from --report-only
-    data = load_dataset(dataset)
+    data = load_dataset(dataset)  # in the bench store: tune_one has pointed DEEPREC_ARTIFACTS_DIR there
     return optuna.load_study(study_name=study_name(data, model, f"bench-{trials}"),
                              storage=open_storage(default_storage(data)))  # fmt: skip
 
@@ -238,7 +212,8 @@ def report(dataset: str) -> str:
     if built:  # default and tuned trials of one model build on the same stored models
         lines += ["", "Stored models each study built on (pre-trained weights, or the retriever whose candidates a "
                   f"ranker reorders; the study that tuned them, or their defaults): {'; '.join(built)}."]  # fmt: skip
-    lines += ["", *leaderboard(dataset, rows), "", MARKER]
+    extra = cited(dataset)
+    lines += ["", *leaderboard(dataset, rows), "", *extra, *([""] if extra else []), MARKER]
     return "\n".join(lines)
 
 
@@ -270,12 +245,40 @@ def leaderboard(dataset: str, rows: list[dict]) -> list[str]:
         line = (f"- **{a}** above **{b}**: with the defaults {default[a]:.4f} against {default[b]:.4f}; tuned "
                 f"{tuned[a]:.4f} against {tuned[b]:.4f}")  # fmt: skip
         if a in users and b in users:
-            p = paired_test(np.array(users[a]["tuned"]), np.array(users[b]["tuned"]))
-            line += (f"; difference {p['mean_difference']:+.4f} [{p['bootstrap_ci_low']:+.4f}, "
-                     f"{p['bootstrap_ci_high']:+.4f}], paired t p {p['t_test_p']:.3g}, Wilcoxon p "
-                     f"{p['wilcoxon_p']:.3g}: {verdict(p)}")  # fmt: skip
+            line += "; " + difference(users[a]["tuned"], users[b]["tuned"])
         lines.append(line + ".")
     return lines
+
+
+# The pairs that the hand-written paragraph below the section compares beyond the reversed pairs, as
+# (model, "default" or "tuned", model, "default" or "tuned"): generated here, so that every figure the
+# paragraph quotes comes from this command.
+CITED = [("deepfm", "default", "fm", "default"), ("dcn", "default", "fm", "default"),
+         ("sasrec", "default", "gru4rec", "default"), ("fm", "tuned", "deepfm", "tuned"),
+         ("gru4rec", "tuned", "bert4rec", "tuned"), ("wide_deep", "tuned", "two_tower", "tuned"),
+         ("deepfm", "tuned", "two_tower", "tuned"), ("fm", "tuned", "two_tower", "tuned"),
+         ("neumf", "default", "itemknn", "tuned"), ("neumf", "default", "ease", "tuned"),
+         ("neumf", "default", "bpr", "tuned"), ("neumf", "tuned", "gmf", "tuned"), ("cdae", "tuned", "ease", "tuned"),
+         ("lightgcn", "tuned", "ease", "tuned")]  # fmt: skip
+
+
+def cited(dataset: str) -> list[str]:
+    users = per_user().get(dataset, {}).get("models", {})
+    pairs = [pair for pair in CITED if pair[0] in users and pair[2] in users]
+    if not pairs:
+        return []
+    lines = ["Other pairs the paragraph below compares (per-user test NDCG@10 of the first minus the second):", ""]
+    for a, a_settings, b, b_settings in pairs:
+        lines.append(f"- **{a}** ({a_settings}) against **{b}** ({b_settings}): "
+                     f"{difference(users[a][a_settings], users[b][b_settings])}.")  # fmt: skip
+    return lines
+
+
+def difference(first: list[float], second: list[float]) -> str:
+    """A paired test of two models' per-user figures, as the report writes it."""
+    p = paired_test(np.array(first), np.array(second))
+    return (f"difference {p['mean_difference']:+.4f} [{p['bootstrap_ci_low']:+.4f}, {p['bootstrap_ci_high']:+.4f}], "
+            f"paired t p {p['t_test_p']:.3g}, Wilcoxon p {p['wilcoxon_p']:.3g}: {verdict(p)}")  # fmt: skip
 
 
 def verdict(paired: dict, level: float = 0.05) -> str:
@@ -306,15 +309,6 @@ def main() -> None:
         keep(result)
         print(f"  valid {result['default_valid']:.4f} -> {result['tuned_valid']:.4f} in "
               f"{result['study_s'] / 60:.1f} min", flush=True)  # fmt: skip
-    kept = per_user().get(args.dataset, {}).get("models", {})
-    for result in stored().values():  # runs from before per_user.json: filled from the bench store when it is here
-        if result["dataset"] == args.dataset and result["model"] not in kept:
-            try:
-                keep_per_user(args.dataset, result["model"], load_bench_study(args.dataset, result["model"],
-                                                                             result["trials"]))  # fmt: skip
-            except (KeyError, ArtifactMissing, StopIteration):
-                print(f"  {result['model']}: no per-user figures in {STORE}; its pairs are shown without a test")
-    backfill_prerequisites(args.dataset)
     section = report(args.dataset)
     write_section(ROOT / "docs" / "benchmarks.md", MARKER, section)
     print(section)

@@ -53,7 +53,22 @@ def test_each_study_records_the_stored_models_it_built_on(tmp_path, monkeypatch)
         (tmp_path / "planted" / model).mkdir(parents=True)
         (tmp_path / "planted" / model / "info.json").write_text(json.dumps(info))
     assert tuning.stored_prerequisites("planted", "neumf") == {"gmf": "bench-20/gmf", "mlp": "defaults"}
-    # A study that began before mlp was stored built on an mlp that is gone: not known, so not guessed.
-    began = tuning.datetime(2026, 12, 5, 6, tzinfo=tuning.UTC)
-    assert tuning.stored_prerequisites("planted", "neumf", began) == {"gmf": "bench-20/gmf", "mlp": "not recorded"}
     assert tuning.stored_prerequisites("planted", "ease") == {}
+
+
+def test_the_pairs_the_paragraph_cites_are_tested_with_each_sides_settings(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    # a's defaults are b's tuned figures plus a planted 0.1; tuned, a equals b.
+    b = rng.uniform(0, 0.5, 400)
+    per_user = {"planted": {"users": list(range(400)), "models": {
+        "a": {"default": (b + 0.1 + rng.normal(0, 0.01, 400)).tolist(), "tuned": b.tolist()},
+        "b": {"default": b.tolist(), "tuned": b.tolist()},
+    }}}  # fmt: skip
+    monkeypatch.setattr(tuning, "PER_USER", tmp_path / "per_user.json")
+    tuning.PER_USER.write_text(json.dumps(per_user))
+    monkeypatch.setattr(tuning, "CITED", [("a", "default", "b", "tuned"), ("a", "tuned", "c", "tuned")])
+    lines = [line for line in tuning.cited("planted") if line.startswith("- ")]
+    # c has no per-user figures: its pair is left out rather than shown without a test.
+    assert len(lines) == 1 and lines[0].startswith("- **a** (default) against **b** (tuned): difference +")
+    assert abs(float(lines[0].split("difference ")[1].split()[0]) - 0.1) < 0.005
+    assert lines[0].endswith("significant at 0.05 by both tests.")
